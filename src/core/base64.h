@@ -1,0 +1,17 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later
+ *
+ * Base64 (RFC 4648 §4) as SASL needs it: strict decoding (padding required,
+ * no whitespace, no characters outside the alphabet) per RFC 6120 §6.4.2.
+ */
+#ifndef KR_CORE_BASE64_H
+#define KR_CORE_BASE64_H
+
+#include <stddef.h>
+
+#include "core/buf.h"
+
+void kr_base64_encode(kr_buf *out, const void *data, size_t len);
+/** Appends the decoded bytes to out; returns 0 or KR_EINVAL (out unchanged). */
+int kr_base64_decode(kr_buf *out, const char *in, size_t len);
+
+#endif

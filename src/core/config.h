@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later
+ *
+ * kurierd's configuration: one YAML file (libyaml), checked against a table
+ * of known keys with types and bounds. Unknown keys, wrong types and values
+ * out of range stop loading with "FILE:LINE: one clear sentence".
+ * Every option and its default is documented in examples/kurierd.yml and
+ * docs/configuration.md; keep those in step with the key table in config.c.
+ * A loaded kr_config owns all its strings; kr_config_free() releases them.
+ */
+#ifndef KR_CORE_CONFIG_H
+#define KR_CORE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/log.h"
+
+typedef struct kr_listen_addr {
+    char host[64]; /* IPv4 or IPv6 literal, without brackets */
+    uint16_t port;
+} kr_listen_addr;
+
+typedef struct kr_listen_list {
+    kr_listen_addr *items;
+    size_t count;
+} kr_listen_list;
+
+typedef struct kr_config {
+    char *path;            /* file it was loaded from */
+    char **domains;        /* prepared (lower-case) domain names served */
+    size_t domain_count;
+    unsigned workers;      /* 0 in the file = number of online CPUs, resolved at load */
+    kr_log_level log_level;
+    char *data_dir;        /* absolute or relative to the process cwd */
+
+    struct {
+        char *certificate; /* PEM chain; relative paths are relative to data_dir */
+        char *key;
+    } tls;
+
+    struct {
+        kr_listen_list starttls;   /* default 127.0.0.1:5222 */
+        kr_listen_list direct_tls; /* default 127.0.0.1:5223 (XEP-0368) */
+    } c2s;
+
+    struct {
+        bool plain;               /* PLAIN inside TLS; default true */
+        unsigned scram_iterations; /* for new credentials; default 10000, min 4096 */
+        unsigned max_failures;     /* failed attempts on one stream before it is closed; default 3 */
+    } sasl;
+
+    struct {
+        char *driver;      /* "sqlite" */
+        char *sqlite_path; /* default "kurier.db", relative to data_dir */
+    } storage;
+
+    struct {
+        size_t max_stanza_bytes; /* default 262144 */
+        unsigned max_depth;      /* default 64 */
+        unsigned max_attributes; /* default 64 */
+        unsigned auth_timeout_s; /* seconds to finish TLS+SASL+bind; default 30 */
+        unsigned idle_timeout_s; /* close a silent authenticated stream; default 600 */
+        size_t max_send_queue_bytes; /* per connection; default 1048576 */
+    } limits;
+} kr_config;
+
+/** Load and check a file. On error returns KR_ECONFIG and writes "PATH:LINE: sentence" to err. */
+int kr_config_load(const char *path, kr_config *out, char *err, size_t errlen);
+/** Same from memory; `name` stands for the path in messages. */
+int kr_config_load_string(const char *yaml, size_t len, const char *name, kr_config *out,
+                          char *err, size_t errlen);
+/** Fill with the defaults (what an empty file gives, with domain "localhost"). */
+void kr_config_defaults(kr_config *out);
+void kr_config_free(kr_config *c);
+/** Resolve a path relative to data_dir (absolute paths returned as copies). Caller frees. */
+char *kr_config_data_path(const kr_config *c, const char *p);
+/** True when the domain (already prepared) is one we serve. */
+bool kr_config_serves(const kr_config *c, const char *domain);
+
+#endif

@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later
+ *
+ * Streaming XML parser for XMPP streams, on expat with namespace processing.
+ * It reports the stream header, each complete top-level element (a stanza or
+ * a negotiation element such as <starttls/>) as a tree in its own arena, and
+ * the stream's end. It enforces RFC 6120 §11: no DTD, no entity declarations,
+ * no processing instructions, no comments; only UTF-8; and the limits in
+ * kr_xml_limits, so a hostile peer cannot make it allocate without bound.
+ * Input may be split anywhere, down to one byte per kr_xml_parser_feed().
+ */
+#ifndef KR_XML_PARSER_H
+#define KR_XML_PARSER_H
+
+#include <stddef.h>
+
+#include "core/arena.h"
+#include "xml/tree.h"
+
+typedef struct kr_xml_limits {
+    size_t max_stanza_bytes; /* bytes of one top-level element, from its '<' to its end */
+    unsigned max_depth;      /* nesting inside a stanza; the stanza itself is depth 1 */
+    unsigned max_attrs;      /* attributes (not counting xmlns declarations) per element */
+} kr_xml_limits;
+
+#define KR_XML_LIMITS_DEFAULT {262144, 64, 64}
+
+/** Why parsing stopped; maps one to one to stream error conditions of RFC 6120 §4.9.3. */
+typedef enum kr_xml_error {
+    KR_XML_OK = 0,
+    KR_XML_NOT_WELL_FORMED,    /* <not-well-formed/>: syntax, invalid UTF-8, NUL, bad token */
+    KR_XML_RESTRICTED,         /* <restricted-xml/>: DTD, entity decl, PI, comment */
+    KR_XML_POLICY_VIOLATION,   /* <policy-violation/>: a limit was exceeded */
+    KR_XML_BAD_FORMAT,         /* <bad-format/>: non-whitespace text at stream level */
+    KR_XML_UNSUPPORTED_ENCODING, /* <unsupported-encoding/>: declared non-UTF-8 encoding */
+} kr_xml_error;
+
+/** The opening <stream:stream> tag: its ns/name/attrs (attrs include none of the xmlns
+ * declarations), and the default namespace it declared ("" if none). The node and
+ * strings are valid only during the callback. */
+typedef struct kr_xml_stream_header {
+    const kr_xml_node *elem;
+    const char *default_ns;
+} kr_xml_stream_header;
+
+typedef struct kr_xml_parser_cbs {
+    /* Stream header seen. */
+    void (*stream_open)(void *ud, const kr_xml_stream_header *hdr);
+    /* One complete top-level element. Ownership of `arena` (which holds `elem`) moves to
+     * the callee, who must kr_arena_free() it eventually. */
+    void (*stanza)(void *ud, kr_xml_node *elem, kr_arena *arena);
+    /* </stream:stream> seen. */
+    void (*stream_close)(void *ud);
+} kr_xml_parser_cbs;
+
+typedef struct kr_xml_parser kr_xml_parser;
+
+/** New parser for one stream; limits and cbs are copied. */
+kr_xml_parser *kr_xml_parser_new(const kr_xml_limits *limits, const kr_xml_parser_cbs *cbs,
+                                 void *ud);
+void kr_xml_parser_free(kr_xml_parser *p);
+
+/**
+ * Feed bytes. Callbacks run synchronously from inside this call.
+ * Returns 0 when all bytes were consumed; KR_EPARSE when the stream is broken (then
+ * kr_xml_parser_error() says why and kr_xml_parser_error_text() gives a short English
+ * reason; every later feed returns KR_EPARSE again); KR_ESTOPPED when a callback called
+ * kr_xml_parser_stop() (the rest of this input is dropped).
+ */
+int kr_xml_parser_feed(kr_xml_parser *p, const char *data, size_t len);
+
+/** Called from a callback: stop after it returns and drop the rest of the current input
+ * (used on stream restart after STARTTLS/SASL and on fatal errors). */
+void kr_xml_parser_stop(kr_xml_parser *p);
+
+/** Start a new stream on the same parser (RFC 6120 §4.3.3 restart): the next bytes must
+ * begin with a stream header. Must not be called from inside a callback. */
+void kr_xml_parser_reset(kr_xml_parser *p);
+
+kr_xml_error kr_xml_parser_error(const kr_xml_parser *p);
+const char *kr_xml_parser_error_text(const kr_xml_parser *p);
+
+#endif

@@ -1,1 +1,986 @@
-/* placeholder: being written */
+/* SPDX-License-Identifier: AGPL-3.0-or-later
+ *
+ * kurierd's configuration loader (see config.h). One table, kr_cfg_keys, names
+ * every key: its dotted path, its type and bounds, where it lives in kr_config
+ * and its default written as it would be in the file. Defaults, loading,
+ * freeing and the error messages are all driven by that table, so adding an
+ * option is adding its field to config.h, one line to the table, and its entry
+ * to examples/kurierd.yml and docs/configuration.md (test_config checks both).
+ * The file is composed into a libyaml document and walked one mapping at a
+ * time; every key must be in the table, and the first problem stops loading
+ * with one line "FILE:LINE: sentence." (LINE from the offending node).
+ * Invariant: a kr_config is either all zeros or owns every string and list it
+ * points to. Listeners are STARTTLS (RFC 6120 §5) or direct TLS (XEP-0368)
+ * addresses; served domains are DNS names or IP literals (RFC 7622 §3.2).
+ */
+#include "core/config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <yaml.h>
+
+#include "core/alloc.h"
+#include "core/buf.h"
+#include "core/error.h"
+
+#define KR_CFG_FILE_MAX (1024 * 1024) /* a config file larger than this is a mistake */
+#define KR_CFG_LIST_MAX 10000         /* entries per list; keeps duplicate checks cheap */
+#define KR_CFG_WORKERS_MAX 256
+#define KR_CFG_DNS_NAME_MAX 253 /* RFC 1035 §2.3.4, in text form without the root dot */
+#define KR_CFG_DNS_LABEL_MAX 63
+#define KR_CFG_SUGGEST_MAX 2 /* edit distance up to which an unknown key gets a suggestion */
+#define KR_CFG_SHOW_INPUT 64 /* bytes of a value quoted in a message before it is cut */
+#define KR_CFG_SHOW_MAX (KR_CFG_SHOW_INPUT * 4 + 8)
+
+typedef enum kr_cfg_type {
+    KR_CFG_STRING,  /* char *; .min = least length; values limited to .choices if set */
+    KR_CFG_BOOL,    /* bool: true | false | yes | no */
+    KR_CFG_UINT,    /* unsigned integer of .size bytes, .min ... .max */
+    KR_CFG_ENUM,    /* unsigned integer of .size bytes: index of the value in .choices */
+    KR_CFG_STRLIST, /* char ** at .offset, size_t count at .count_offset; .check each entry */
+    KR_CFG_LISTEN,  /* kr_listen_list */
+} kr_cfg_type;
+
+/* Checks one list entry and prepares it in place; NULL, or why it is invalid
+ * (a phrase that follows the quoted entry in the message). */
+typedef const char *(*kr_cfg_check_cb)(char *s);
+
+typedef struct kr_cfg_key {
+    const char *path; /* dotted: "limits.max_depth" */
+    kr_cfg_type type;
+    size_t offset;
+    size_t size;
+    size_t count_offset;
+    unsigned long long min; /* UINT: least value; STRING: least length; lists: least count */
+    unsigned long long max; /* UINT: greatest value */
+    const char *const *choices; /* NULL-terminated */
+    kr_cfg_check_cb check;
+    const char *def; /* in file syntax; for lists, entries separated by ',' */
+} kr_cfg_key;
+
+static const char *kr_cfg_domain_check(char *s);
+
+#define KR_CFG_FIELD(f) .offset = offsetof(kr_config, f), .size = sizeof(((kr_config *)0)->f)
+#define KR_CFG_STR(p, f, d) {.path = p, .type = KR_CFG_STRING, KR_CFG_FIELD(f), .min = 1, .def = d}
+#define KR_CFG_WORD(p, f, ch, d)                                                                   \
+    {.path = p, .type = KR_CFG_STRING, KR_CFG_FIELD(f), .min = 1, .choices = ch, .def = d}
+#define KR_CFG_FLAG(p, f, d) {.path = p, .type = KR_CFG_BOOL, KR_CFG_FIELD(f), .def = d}
+#define KR_CFG_NUM(p, f, lo, hi, d)                                                                \
+    {.path = p, .type = KR_CFG_UINT, KR_CFG_FIELD(f), .min = lo, .max = hi, .def = d}
+#define KR_CFG_PICK(p, f, ch, d)                                                                   \
+    {.path = p, .type = KR_CFG_ENUM, KR_CFG_FIELD(f), .choices = ch, .def = d}
+#define KR_CFG_NAMES(p, f, n, least, chk, d)                                                       \
+    {.path = p, .type = KR_CFG_STRLIST, KR_CFG_FIELD(f), .count_offset = offsetof(kr_config, n),   \
+     .min = least, .check = chk, .def = d}
+#define KR_CFG_ADDRS(p, f, d) {.path = p, .type = KR_CFG_LISTEN, KR_CFG_FIELD(f), .def = d}
+
+/* Index order must match kr_log_level. */
+static const char *const kr_cfg_log_levels[] = {"error", "warn", "info", "debug", NULL};
+_Static_assert(KR_LOG_ERROR == 0 && KR_LOG_WARN == 1 && KR_LOG_INFO == 2 && KR_LOG_DEBUG == 3,
+               "kr_cfg_log_levels follows kr_log_level");
+static const char *const kr_cfg_drivers[] = {"sqlite", NULL};
+
+static const kr_cfg_key kr_cfg_keys[] = {
+    KR_CFG_NAMES("domains", domains, domain_count, 1, kr_cfg_domain_check, "localhost"),
+    KR_CFG_NUM("workers", workers, 0, KR_CFG_WORKERS_MAX, "0"),
+    KR_CFG_PICK("log_level", log_level, kr_cfg_log_levels, "info"),
+    KR_CFG_STR("data_dir", data_dir, "./data"),
+    KR_CFG_STR("tls.certificate", tls.certificate, "cert.pem"),
+    KR_CFG_STR("tls.key", tls.key, "key.pem"),
+    KR_CFG_ADDRS("c2s.starttls", c2s.starttls, "127.0.0.1:5222"),
+    KR_CFG_ADDRS("c2s.direct_tls", c2s.direct_tls, "127.0.0.1:5223"),
+    KR_CFG_FLAG("sasl.plain", sasl.plain, "true"),
+    KR_CFG_NUM("sasl.scram_iterations", sasl.scram_iterations, 4096, 1000000, "10000"),
+    KR_CFG_NUM("sasl.max_failures", sasl.max_failures, 1, 100, "3"),
+    KR_CFG_WORD("storage.driver", storage.driver, kr_cfg_drivers, "sqlite"),
+    KR_CFG_STR("storage.sqlite_path", storage.sqlite_path, "kurier.db"),
+    KR_CFG_NUM("limits.max_stanza_bytes", limits.max_stanza_bytes, 1024, 16777216, "262144"),
+    KR_CFG_NUM("limits.max_depth", limits.max_depth, 4, 1024, "64"),
+    KR_CFG_NUM("limits.max_attributes", limits.max_attributes, 4, 1024, "64"),
+    KR_CFG_NUM("limits.auth_timeout_s", limits.auth_timeout_s, 1, 3600, "30"),
+    KR_CFG_NUM("limits.idle_timeout_s", limits.idle_timeout_s, 10, 86400, "600"),
+    KR_CFG_NUM("limits.max_send_queue_bytes", limits.max_send_queue_bytes, 65536, 268435456,
+               "1048576"),
+};
+
+#define KR_CFG_KEY_COUNT (sizeof(kr_cfg_keys) / sizeof(kr_cfg_keys[0]))
+
+/* State of one load: where messages go and what is being filled. */
+typedef struct kr_cfg_ctx {
+    const char *name;
+    yaml_document_t *doc;
+    kr_config *cfg;
+    char *err;
+    size_t errlen;
+} kr_cfg_ctx;
+
+/* ---- messages ---- */
+
+static int kr_cfg_fail(kr_cfg_ctx *x, size_t line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int kr_cfg_fail(kr_cfg_ctx *x, size_t line, const char *fmt, ...)
+{
+    if (x->err && x->errlen) {
+        kr_buf b = KR_BUF_INIT;
+        kr_buf_printf(&b, "%s:%zu: ", x->name, line);
+        va_list ap;
+        va_start(ap, fmt);
+        kr_buf_vprintf(&b, fmt, ap);
+        va_end(ap);
+        kr_buf_puts(&b, ".");
+        snprintf(x->err, x->errlen, "%s", b.data);
+        kr_buf_clear(&b);
+    }
+    return KR_ECONFIG;
+}
+
+/* A value as messages show it: in double quotes, control bytes escaped, long ones cut. */
+static const char *kr_cfg_show(const char *s, size_t len, char out[KR_CFG_SHOW_MAX])
+{
+    size_t n = 0;
+    out[n++] = '"';
+    for (size_t i = 0; i < len && i < KR_CFG_SHOW_INPUT; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '"' || ch == '\\') {
+            out[n++] = '\\';
+            out[n++] = (char)ch;
+        } else if (ch == '\n') {
+            out[n++] = '\\';
+            out[n++] = 'n';
+        } else if (ch < 0x20 || ch == 0x7f) {
+            n += (size_t)snprintf(out + n, 5, "\\x%02x", ch);
+        } else {
+            out[n++] = (char)ch;
+        }
+    }
+    if (len > KR_CFG_SHOW_INPUT) {
+        memcpy(out + n, "...", 3);
+        n += 3;
+    }
+    out[n++] = '"';
+    out[n] = '\0';
+    return out;
+}
+
+static size_t kr_cfg_line(const yaml_node_t *n)
+{
+    return n->start_mark.line + 1;
+}
+
+/* YAML's null: an empty or "~"/"null" plain scalar (YAML 1.1 core schema). */
+static bool kr_cfg_is_null(const yaml_node_t *n)
+{
+    if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+        return false;
+    const char *v = (const char *)n->data.scalar.value;
+    return !v[0] || !strcmp(v, "~") || !strcmp(v, "null") || !strcmp(v, "Null") ||
+           !strcmp(v, "NULL");
+}
+
+/* "a list", "a mapping", "an empty value" or the quoted scalar. */
+static const char *kr_cfg_describe(const yaml_node_t *n, char out[KR_CFG_SHOW_MAX])
+{
+    if (n->type == YAML_SEQUENCE_NODE)
+        return "a list";
+    if (n->type == YAML_MAPPING_NODE)
+        return "a mapping";
+    if (kr_cfg_is_null(n))
+        return "an empty value";
+    return kr_cfg_show((const char *)n->data.scalar.value, n->data.scalar.length, out);
+}
+
+/* "a, b or c" */
+static void kr_cfg_join_choices(kr_buf *b, const char *const *choices)
+{
+    for (size_t i = 0; choices[i]; i++) {
+        if (i > 0)
+            kr_buf_puts(b, choices[i + 1] ? ", " : " or ");
+        kr_buf_puts(b, choices[i]);
+    }
+}
+
+static int kr_cfg_fail_choices(kr_cfg_ctx *x, size_t line, const kr_cfg_key *k,
+                               const char *const *choices, const char *shown)
+{
+    kr_buf b = KR_BUF_INIT;
+    kr_cfg_join_choices(&b, choices);
+    int rc = kr_cfg_fail(x, line, "\"%s\" must be %s, not %s", k->path, b.data, shown);
+    kr_buf_clear(&b);
+    return rc;
+}
+
+static const char *const kr_cfg_bool_words[] = {"true", "false", "yes", "no", NULL};
+
+/* What a value of this key must be, for "must be ..., not ..." messages. */
+static void kr_cfg_expectation(kr_buf *b, const kr_cfg_key *k)
+{
+    switch (k->type) {
+    case KR_CFG_STRING:
+        if (k->choices)
+            kr_cfg_join_choices(b, k->choices);
+        else
+            kr_buf_puts(b, "a string");
+        break;
+    case KR_CFG_BOOL:
+        kr_cfg_join_choices(b, kr_cfg_bool_words);
+        break;
+    case KR_CFG_UINT:
+        kr_buf_puts(b, "a whole number");
+        break;
+    case KR_CFG_ENUM:
+        kr_cfg_join_choices(b, k->choices);
+        break;
+    case KR_CFG_STRLIST:
+    case KR_CFG_LISTEN:
+        kr_buf_puts(b, "a list");
+        break;
+    }
+}
+
+static int kr_cfg_fail_type(kr_cfg_ctx *x, const kr_cfg_key *k, const yaml_node_t *n)
+{
+    char shown[KR_CFG_SHOW_MAX];
+    kr_buf b = KR_BUF_INIT;
+    kr_cfg_expectation(&b, k);
+    int rc = kr_cfg_fail(x, kr_cfg_line(n), "\"%s\" must be %s, not %s", k->path, b.data,
+                         kr_cfg_describe(n, shown));
+    kr_buf_clear(&b);
+    return rc;
+}
+
+/* ---- scalar values ---- */
+
+static int kr_cfg_choice_index(const char *const *choices, const char *v)
+{
+    for (int i = 0; choices[i]; i++)
+        if (!strcmp(choices[i], v))
+            return i;
+    return -1;
+}
+
+/* Plain decimal digits, no sign, no leading zero; v[len] must end the digits.
+ * Returns 0, KR_EINVAL (not a number) or KR_ELIMIT (does not fit). */
+static int kr_cfg_decimal(const char *v, size_t len, unsigned long long *out)
+{
+    if (len == 0 || (v[0] == '0' && len > 1))
+        return KR_EINVAL;
+    for (size_t i = 0; i < len; i++)
+        if (v[i] < '0' || v[i] > '9')
+            return KR_EINVAL;
+    char *end;
+    errno = 0;
+    *out = strtoull(v, &end, 10);
+    if (errno == ERANGE)
+        return KR_ELIMIT;
+    if (end != v + len)
+        return KR_EINVAL;
+    return 0;
+}
+
+static void kr_cfg_store_uint(void *field, size_t size, unsigned long long v)
+{
+    if (size == 1) {
+        uint8_t u = (uint8_t)v;
+        memcpy(field, &u, 1);
+    } else if (size == 2) {
+        uint16_t u = (uint16_t)v;
+        memcpy(field, &u, 2);
+    } else if (size == 4) {
+        uint32_t u = (uint32_t)v;
+        memcpy(field, &u, 4);
+    } else {
+        uint64_t u = v;
+        memcpy(field, &u, 8);
+    }
+}
+
+static int kr_cfg_set_uint(kr_cfg_ctx *x, const kr_cfg_key *k, const char *v, size_t len,
+                           size_t line, const char *shown)
+{
+    unsigned long long n;
+    int rc = kr_cfg_decimal(v, len, &n);
+    if (rc == KR_EINVAL)
+        return kr_cfg_fail(x, line, "\"%s\" must be a whole number, not %s", k->path, shown);
+    if (rc == KR_ELIMIT || n < k->min || n > k->max)
+        return kr_cfg_fail(x, line, "\"%s\" must be between %llu and %llu, not %s", k->path,
+                           k->min, k->max, shown);
+    kr_cfg_store_uint((char *)x->cfg + k->offset, k->size, n);
+    return 0;
+}
+
+static int kr_cfg_set_scalar(kr_cfg_ctx *x, const kr_cfg_key *k, const char *v, size_t len,
+                             size_t line)
+{
+    char shown[KR_CFG_SHOW_MAX];
+    kr_cfg_show(v, len, shown);
+    if (memchr(v, '\0', len))
+        return kr_cfg_fail(x, line, "\"%s\" must not contain a NUL character", k->path);
+    void *field = (char *)x->cfg + k->offset;
+    int i;
+    switch (k->type) {
+    case KR_CFG_STRING:
+        if (len < k->min)
+            return kr_cfg_fail(x, line, "\"%s\" must not be empty", k->path);
+        if (k->choices && kr_cfg_choice_index(k->choices, v) < 0)
+            return kr_cfg_fail_choices(x, line, k, k->choices, shown);
+        free(*(char **)field);
+        *(char **)field = kr_xstrndup(v, len);
+        return 0;
+    case KR_CFG_BOOL:
+        i = kr_cfg_choice_index(kr_cfg_bool_words, v);
+        if (i < 0)
+            return kr_cfg_fail_choices(x, line, k, kr_cfg_bool_words, shown);
+        *(bool *)field = (i == 0 || i == 2);
+        return 0;
+    case KR_CFG_UINT:
+        return kr_cfg_set_uint(x, k, v, len, line, shown);
+    case KR_CFG_ENUM:
+        i = kr_cfg_choice_index(k->choices, v);
+        if (i < 0)
+            return kr_cfg_fail_choices(x, line, k, k->choices, shown);
+        kr_cfg_store_uint(field, k->size, (unsigned long long)i);
+        return 0;
+    case KR_CFG_STRLIST:
+    case KR_CFG_LISTEN:
+        break;
+    }
+    abort(); /* lists never come here */
+}
+
+/* ---- domains (RFC 7622 §3.2: a DNS name or an IP literal) ---- */
+
+static const char *kr_cfg_dns_label_check(const char *s, size_t len)
+{
+    if (len == 0)
+        return "is not a valid domain name: it has an empty label";
+    if (len > KR_CFG_DNS_LABEL_MAX)
+        return "is not a valid domain name: a label is longer than 63 bytes";
+    if (len >= 4 && !memcmp(s, "xn--", 4))
+        return "is an internationalized (xn--) name, which the configuration does not "
+               "support yet";
+    for (size_t i = 0; i < len; i++) {
+        char ch = s[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-'))
+            return "is not a valid domain name: use only letters a-z, digits, '-' and '.'";
+    }
+    if (s[0] == '-' || s[len - 1] == '-')
+        return "is not a valid domain name: a label starts or ends with '-'";
+    return NULL;
+}
+
+static bool kr_cfg_all_digits(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+    return true;
+}
+
+static const char *kr_cfg_domain_check(char *s)
+{
+    size_t len = strlen(s);
+    for (size_t i = 0; i < len; i++)
+        if (s[i] >= 'A' && s[i] <= 'Z')
+            s[i] = (char)(s[i] - 'A' + 'a');
+    if (s[0] == '[') {
+        unsigned char bin[16];
+        char inner[INET6_ADDRSTRLEN];
+        size_t n = len - 1;
+        if (len < 3 || s[len - 1] != ']' || n - 1 >= sizeof(inner))
+            return "is not a valid IPv6 literal; write it as [address]";
+        memcpy(inner, s + 1, n - 1);
+        inner[n - 1] = '\0';
+        if (inet_pton(AF_INET6, inner, bin) != 1)
+            return "is not a valid IPv6 literal; write it as [address]";
+        return NULL;
+    }
+    if (len > 0 && s[len - 1] == '.') /* a fully qualified name's root dot (RFC 7622 §3.2) */
+        s[--len] = '\0';
+    if (len == 0)
+        return "is not a valid domain name: it is empty";
+    if (len > KR_CFG_DNS_NAME_MAX)
+        return "is not a valid domain name: it is longer than 253 bytes";
+    const char *label = s;
+    for (;;) {
+        const char *dot = strchr(label, '.');
+        size_t n = dot ? (size_t)(dot - label) : strlen(label);
+        const char *why = kr_cfg_dns_label_check(label, n);
+        if (why)
+            return why;
+        if (!dot) {
+            /* A numeric last label only makes sense in an IPv4 address. */
+            unsigned char bin[4];
+            if (kr_cfg_all_digits(label, n) && inet_pton(AF_INET, s, bin) != 1)
+                return "is neither a valid IPv4 address nor a domain name";
+            return NULL;
+        }
+        label = dot + 1;
+    }
+}
+
+/* ---- listen addresses: "IPv4:port" or "[IPv6]:port" ---- */
+
+/* v[len] must be '\0'. The host is stored in inet_ntop's canonical form. */
+static bool kr_cfg_listen_parse(const char *v, size_t len, kr_listen_addr *out)
+{
+    const char *host, *port;
+    size_t hlen;
+    int af;
+    if (len > 0 && v[0] == '[') {
+        const char *close = memchr(v, ']', len);
+        if (!close || close[1] != ':')
+            return false;
+        host = v + 1;
+        hlen = (size_t)(close - host);
+        port = close + 2;
+        af = AF_INET6;
+    } else {
+        const char *colon = memchr(v, ':', len);
+        if (!colon)
+            return false;
+        host = v;
+        hlen = (size_t)(colon - v);
+        port = colon + 1;
+        af = AF_INET;
+    }
+    char text[sizeof(out->host)];
+    if (hlen == 0 || hlen >= sizeof(text))
+        return false;
+    memcpy(text, host, hlen);
+    text[hlen] = '\0';
+    unsigned long long p;
+    if (kr_cfg_decimal(port, (size_t)(v + len - port), &p) != 0 || p < 1 || p > 65535)
+        return false;
+    unsigned char bin[16];
+    if (inet_pton(af, text, bin) != 1)
+        return false;
+    if (!inet_ntop(af, bin, out->host, sizeof(out->host)))
+        return false;
+    out->port = (uint16_t)p;
+    return true;
+}
+
+/* ---- lists ---- */
+
+static void kr_cfg_list_clear(kr_config *c, const kr_cfg_key *k)
+{
+    void *field = (char *)c + k->offset;
+    if (k->type == KR_CFG_STRLIST) {
+        char ***items = field;
+        size_t *count = (size_t *)((char *)c + k->count_offset);
+        for (size_t i = 0; i < *count; i++)
+            free((*items)[i]);
+        free(*items);
+        *items = NULL;
+        *count = 0;
+    } else {
+        kr_listen_list *l = field;
+        free(l->items);
+        l->items = NULL;
+        l->count = 0;
+    }
+}
+
+static int kr_cfg_add_name(kr_cfg_ctx *x, const kr_cfg_key *k, const char *v, size_t len,
+                           size_t line, const char *shown)
+{
+    char ***items = (void *)((char *)x->cfg + k->offset);
+    size_t *count = (size_t *)((char *)x->cfg + k->count_offset);
+    char *s = kr_xstrndup(v, len);
+    const char *why = k->check ? k->check(s) : NULL;
+    if (why) {
+        free(s);
+        return kr_cfg_fail(x, line, "\"%s\" entry %s %s", k->path, shown, why);
+    }
+    for (size_t i = 0; i < *count; i++) {
+        if (!strcmp((*items)[i], s)) {
+            char again[KR_CFG_SHOW_MAX];
+            kr_cfg_show(s, strlen(s), again);
+            free(s);
+            return kr_cfg_fail(x, line, "\"%s\" lists %s twice", k->path, again);
+        }
+    }
+    *items = kr_xrealloc(*items, (*count + 1) * sizeof(**items));
+    (*items)[(*count)++] = s;
+    return 0;
+}
+
+static int kr_cfg_add_listen(kr_cfg_ctx *x, const kr_cfg_key *k, const char *v, size_t len,
+                             size_t line, const char *shown)
+{
+    kr_listen_list *l = (void *)((char *)x->cfg + k->offset);
+    kr_listen_addr a;
+    memset(&a, 0, sizeof(a));
+    if (!kr_cfg_listen_parse(v, len, &a))
+        return kr_cfg_fail(x, line,
+                           "\"%s\" entry %s is not a listen address; write \"IPv4:port\" or "
+                           "\"[IPv6]:port\" with a port from 1 to 65535",
+                           k->path, shown);
+    for (size_t i = 0; i < l->count; i++)
+        if (l->items[i].port == a.port && !strcmp(l->items[i].host, a.host))
+            return kr_cfg_fail(x, line, "\"%s\" lists %s twice", k->path, shown);
+    l->items = kr_xrealloc(l->items, (l->count + 1) * sizeof(*l->items));
+    l->items[l->count++] = a;
+    return 0;
+}
+
+static size_t kr_cfg_list_count(const kr_config *c, const kr_cfg_key *k)
+{
+    if (k->type == KR_CFG_STRLIST)
+        return *(const size_t *)((const char *)c + k->count_offset);
+    return ((const kr_listen_list *)((const char *)c + k->offset))->count;
+}
+
+/* v[len] must be '\0'. */
+static int kr_cfg_list_add(kr_cfg_ctx *x, const kr_cfg_key *k, const char *v, size_t len,
+                           size_t line)
+{
+    char shown[KR_CFG_SHOW_MAX];
+    kr_cfg_show(v, len, shown);
+    if (memchr(v, '\0', len))
+        return kr_cfg_fail(x, line, "\"%s\" entry %s contains a NUL character", k->path, shown);
+    if (kr_cfg_list_count(x->cfg, k) >= KR_CFG_LIST_MAX)
+        return kr_cfg_fail(x, line, "\"%s\" may hold at most %d entries", k->path,
+                           KR_CFG_LIST_MAX);
+    if (k->type == KR_CFG_STRLIST)
+        return kr_cfg_add_name(x, k, v, len, line, shown);
+    return kr_cfg_add_listen(x, k, v, len, line, shown);
+}
+
+/* ---- the table ---- */
+
+static bool kr_cfg_is_list(const kr_cfg_key *k)
+{
+    return k->type == KR_CFG_STRLIST || k->type == KR_CFG_LISTEN;
+}
+
+static const kr_cfg_key *kr_cfg_find(const char *path)
+{
+    for (size_t i = 0; i < KR_CFG_KEY_COUNT; i++)
+        if (!strcmp(kr_cfg_keys[i].path, path))
+            return &kr_cfg_keys[i];
+    return NULL;
+}
+
+/* True when path names a section: some key continues it with ".". */
+static bool kr_cfg_is_section(const char *path)
+{
+    size_t n = strlen(path);
+    for (size_t i = 0; i < KR_CFG_KEY_COUNT; i++)
+        if (!strncmp(kr_cfg_keys[i].path, path, n) && kr_cfg_keys[i].path[n] == '.')
+            return true;
+    return false;
+}
+
+/* Optimal string alignment distance (edits, with adjacent swaps counting one). */
+static size_t kr_cfg_distance(const char *a, const char *b, size_t blen)
+{
+    enum { N = 65 };
+    size_t alen = strlen(a);
+    if (alen >= N || blen >= N)
+        return SIZE_MAX;
+    size_t d[N][N];
+    for (size_t i = 0; i <= alen; i++)
+        d[i][0] = i;
+    for (size_t j = 0; j <= blen; j++)
+        d[0][j] = j;
+    for (size_t i = 1; i <= alen; i++) {
+        for (size_t j = 1; j <= blen; j++) {
+            size_t cost = a[i - 1] != b[j - 1];
+            size_t best = d[i - 1][j - 1] + cost;
+            if (d[i - 1][j] + 1 < best)
+                best = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < best)
+                best = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
+        }
+    }
+    return d[alen][blen];
+}
+
+/* The known name at this level (keys or sections under prefix) closest to name, within
+ * KR_CFG_SUGGEST_MAX edits and fewer edits than name has bytes; writes it to out. */
+static bool kr_cfg_suggest(const char *prefix, const char *name, char *out, size_t outlen)
+{
+    size_t plen = strlen(prefix), best = SIZE_MAX;
+    for (size_t i = 0; i < KR_CFG_KEY_COUNT; i++) {
+        const char *p = kr_cfg_keys[i].path;
+        if (strncmp(p, prefix, plen) != 0)
+            continue;
+        const char *part = p + plen, *dot = strchr(part, '.');
+        size_t n = dot ? (size_t)(dot - part) : strlen(part);
+        size_t d = kr_cfg_distance(name, part, n);
+        if (d <= KR_CFG_SUGGEST_MAX && d < strlen(name) && d < best) {
+            best = d;
+            snprintf(out, outlen, "%.*s", (int)n, part);
+        }
+    }
+    return best != SIZE_MAX;
+}
+
+/* ---- walking the document ---- */
+
+static yaml_node_t *kr_cfg_node(kr_cfg_ctx *x, int index)
+{
+    return yaml_document_get_node(x->doc, index);
+}
+
+static int kr_cfg_apply_list(kr_cfg_ctx *x, const kr_cfg_key *k, yaml_node_t *v)
+{
+    kr_cfg_list_clear(x->cfg, k);
+    for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
+         it++) {
+        yaml_node_t *item = kr_cfg_node(x, *it);
+        if (item->type != YAML_SCALAR_NODE || kr_cfg_is_null(item)) {
+            char shown[KR_CFG_SHOW_MAX];
+            return kr_cfg_fail(x, kr_cfg_line(item), "\"%s\" entries must be strings, not %s",
+                               k->path, kr_cfg_describe(item, shown));
+        }
+        int rc = kr_cfg_list_add(x, k, (const char *)item->data.scalar.value,
+                                 item->data.scalar.length, kr_cfg_line(item));
+        if (rc)
+            return rc;
+    }
+    if (kr_cfg_list_count(x->cfg, k) < k->min)
+        return kr_cfg_fail(x, kr_cfg_line(v), "\"%s\" must not be an empty list", k->path);
+    return 0;
+}
+
+static int kr_cfg_apply(kr_cfg_ctx *x, const kr_cfg_key *k, yaml_node_t *v)
+{
+    if (kr_cfg_is_list(k)) {
+        if (v->type != YAML_SEQUENCE_NODE)
+            return kr_cfg_fail_type(x, k, v);
+        return kr_cfg_apply_list(x, k, v);
+    }
+    if (k->type == KR_CFG_STRING && kr_cfg_is_null(v))
+        return kr_cfg_fail(x, kr_cfg_line(v), "\"%s\" must not be empty", k->path);
+    if (v->type != YAML_SCALAR_NODE || kr_cfg_is_null(v))
+        return kr_cfg_fail_type(x, k, v);
+    return kr_cfg_set_scalar(x, k, (const char *)v->data.scalar.value, v->data.scalar.length,
+                             kr_cfg_line(v));
+}
+
+static int kr_cfg_walk(kr_cfg_ctx *x, yaml_node_t *map, const char *prefix);
+
+static int kr_cfg_unknown(kr_cfg_ctx *x, yaml_node_t *kn, const char *prefix, const char *full)
+{
+    char shown[KR_CFG_SHOW_MAX], near[64];
+    kr_cfg_show(full, strlen(full), shown);
+    if (kr_cfg_suggest(prefix, (const char *)kn->data.scalar.value, near, sizeof(near)))
+        return kr_cfg_fail(x, kr_cfg_line(kn), "unknown key %s (did you mean \"%s\"?)", shown,
+                           near);
+    return kr_cfg_fail(x, kr_cfg_line(kn), "unknown key %s", shown);
+}
+
+/* A key that names a section: its value is a mapping, or empty (all defaults). */
+static int kr_cfg_section(kr_cfg_ctx *x, yaml_node_t *v, const char *full)
+{
+    if (v->type == YAML_MAPPING_NODE) {
+        char *prefix = kr_xasprintf("%s.", full);
+        int rc = kr_cfg_walk(x, v, prefix);
+        free(prefix);
+        return rc;
+    }
+    if (kr_cfg_is_null(v))
+        return 0;
+    char shown[KR_CFG_SHOW_MAX];
+    return kr_cfg_fail(x, kr_cfg_line(v), "\"%s\" must be a mapping of keys, not %s", full,
+                       kr_cfg_describe(v, shown));
+}
+
+static int kr_cfg_pair(kr_cfg_ctx *x, yaml_node_pair_t *first, yaml_node_pair_t *p,
+                       const char *prefix)
+{
+    yaml_node_t *kn = kr_cfg_node(x, p->key), *vn = kr_cfg_node(x, p->value);
+    char shown[KR_CFG_SHOW_MAX];
+    if (kn->type != YAML_SCALAR_NODE)
+        return kr_cfg_fail(x, kr_cfg_line(kn), "keys must be plain names, not %s",
+                           kr_cfg_describe(kn, shown));
+    if (memchr(kn->data.scalar.value, '\0', kn->data.scalar.length))
+        return kr_cfg_fail(x, kr_cfg_line(kn), "keys must not contain a NUL character");
+    for (yaml_node_pair_t *q = first; q < p; q++) {
+        yaml_node_t *qk = kr_cfg_node(x, q->key);
+        if (qk->type == YAML_SCALAR_NODE && qk->data.scalar.length == kn->data.scalar.length &&
+            !memcmp(qk->data.scalar.value, kn->data.scalar.value, kn->data.scalar.length)) {
+            char *full = kr_xasprintf("%s%s", prefix, (const char *)kn->data.scalar.value);
+            int rc = kr_cfg_fail(x, kr_cfg_line(kn),
+                                 "duplicate key \"%s\" (first given on line %zu)", full,
+                                 kr_cfg_line(qk));
+            free(full);
+            return rc;
+        }
+    }
+    char *full = kr_xasprintf("%s%s", prefix, (const char *)kn->data.scalar.value);
+    const kr_cfg_key *k = kr_cfg_find(full);
+    int rc;
+    if (k)
+        rc = kr_cfg_apply(x, k, vn);
+    else if (kr_cfg_is_section(full))
+        rc = kr_cfg_section(x, vn, full);
+    else
+        rc = kr_cfg_unknown(x, kn, prefix, full);
+    free(full);
+    return rc;
+}
+
+static int kr_cfg_walk(kr_cfg_ctx *x, yaml_node_t *map, const char *prefix)
+{
+    yaml_node_pair_t *first = map->data.mapping.pairs.start;
+    for (yaml_node_pair_t *p = first; p < map->data.mapping.pairs.top; p++) {
+        int rc = kr_cfg_pair(x, first, p, prefix);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int kr_cfg_root(kr_cfg_ctx *x, yaml_node_t *root)
+{
+    if (root->type == YAML_MAPPING_NODE)
+        return kr_cfg_walk(x, root, "");
+    if (kr_cfg_is_null(root))
+        return 0;
+    char shown[KR_CFG_SHOW_MAX];
+    return kr_cfg_fail(x, kr_cfg_line(root), "the top level must be a mapping of keys, not %s",
+                       kr_cfg_describe(root, shown));
+}
+
+/* libyaml's own description of a parse failure, at its line. */
+static int kr_cfg_fail_syntax(kr_cfg_ctx *x, const yaml_parser_t *p, const char *yaml, size_t len)
+{
+    if (p->error == YAML_MEMORY_ERROR)
+        return kr_cfg_fail(x, 1, "out of memory while reading YAML");
+    size_t line = p->problem_mark.line + 1;
+    if (p->error == YAML_READER_ERROR) { /* the reader reports a byte offset, not a mark */
+        line = 1;
+        for (size_t i = 0; i < p->problem_offset && i < len; i++)
+            line += yaml[i] == '\n';
+    }
+    const char *problem = p->problem ? p->problem : "unknown problem";
+    if (p->context)
+        return kr_cfg_fail(x, line, "YAML syntax error: %s (%s that started on line %zu)", problem,
+                           p->context, p->context_mark.line + 1);
+    return kr_cfg_fail(x, line, "YAML syntax error: %s", problem);
+}
+
+/* Load the first document and apply it; then make sure no second document follows. */
+static int kr_cfg_parse(kr_cfg_ctx *x, yaml_parser_t *p, const char *yaml, size_t len)
+{
+    yaml_document_t doc;
+    if (!yaml_parser_load(p, &doc))
+        return kr_cfg_fail_syntax(x, p, yaml, len);
+    x->doc = &doc;
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    int rc = root ? kr_cfg_root(x, root) : 0;
+    yaml_document_delete(&doc);
+    x->doc = NULL;
+    if (rc)
+        return rc;
+    if (!yaml_parser_load(p, &doc))
+        return kr_cfg_fail_syntax(x, p, yaml, len);
+    root = yaml_document_get_root_node(&doc);
+    if (root && !kr_cfg_is_null(root))
+        rc = kr_cfg_fail(x, doc.start_mark.line + 1,
+                         "a second YAML document starts here; the file must hold only one");
+    yaml_document_delete(&doc);
+    return rc;
+}
+
+/* ---- defaults and resolution ---- */
+
+static unsigned kr_cfg_cpu_count(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1)
+        return 1;
+    if (n > KR_CFG_WORKERS_MAX)
+        return KR_CFG_WORKERS_MAX;
+    return (unsigned)n;
+}
+
+/* Values that the file states relative to the machine. */
+static void kr_cfg_resolve(kr_config *c)
+{
+    if (c->workers == 0)
+        c->workers = kr_cfg_cpu_count();
+}
+
+static void kr_cfg_default_die(const kr_cfg_key *k, const char *why)
+{
+    fprintf(stderr, "kurier: built-in default of config key \"%s\" is broken: %s\n", k->path, why);
+    abort();
+}
+
+static void kr_cfg_set_default(kr_config *c, const kr_cfg_key *k)
+{
+    char msg[256];
+    kr_cfg_ctx x = {.name = "built-in default", .cfg = c, .err = msg, .errlen = sizeof(msg)};
+    if (k->type == KR_CFG_UINT && k->size < 8 && k->max >> (k->size * 8) != 0)
+        kr_cfg_default_die(k, "its maximum does not fit its field");
+    if (!kr_cfg_is_list(k)) {
+        if (kr_cfg_set_scalar(&x, k, k->def, strlen(k->def), 0))
+            kr_cfg_default_die(k, msg);
+        return;
+    }
+    kr_cfg_list_clear(c, k);
+    for (const char *s = k->def; *s;) {
+        size_t n = strcspn(s, ",");
+        char *item = kr_xstrndup(s, n);
+        int rc = kr_cfg_list_add(&x, k, item, n, 0);
+        free(item);
+        if (rc)
+            kr_cfg_default_die(k, msg);
+        s += n + (s[n] == ',');
+    }
+}
+
+/* The table's defaults as written, before kr_cfg_resolve(). */
+static void kr_cfg_fill_defaults(kr_config *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (size_t i = 0; i < KR_CFG_KEY_COUNT; i++)
+        kr_cfg_set_default(out, &kr_cfg_keys[i]);
+}
+
+void kr_config_defaults(kr_config *out)
+{
+    kr_cfg_fill_defaults(out);
+    kr_cfg_resolve(out);
+}
+
+/* ---- public entry points ---- */
+
+int kr_config_load_string(const char *yaml, size_t len, const char *name, kr_config *out,
+                          char *err, size_t errlen)
+{
+    kr_config c;
+    kr_cfg_fill_defaults(&c);
+    if (!name)
+        name = "<string>";
+    c.path = kr_xstrdup(name);
+    if (!yaml)
+        yaml = "";
+    kr_cfg_ctx x = {.name = name, .cfg = &c, .err = err, .errlen = errlen};
+    yaml_parser_t parser;
+    int rc;
+    if (!yaml_parser_initialize(&parser)) {
+        rc = kr_cfg_fail(&x, 1, "out of memory while reading YAML");
+    } else {
+        yaml_parser_set_input_string(&parser, (const unsigned char *)yaml, len);
+        rc = kr_cfg_parse(&x, &parser, yaml, len);
+        yaml_parser_delete(&parser);
+    }
+    if (rc) {
+        kr_config_free(&c);
+        memset(out, 0, sizeof(*out));
+        return rc;
+    }
+    kr_cfg_resolve(&c);
+    *out = c;
+    return 0;
+}
+
+/* Whole file into memory; 0 or an errno value. */
+static int kr_cfg_read_file(const char *path, char **data, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return errno;
+    size_t cap = 4096, n = 0;
+    char *buf = kr_xmalloc(cap + 1);
+    int e = 0;
+    for (;;) {
+        if (n == cap) {
+            if (cap >= KR_CFG_FILE_MAX) {
+                e = EFBIG;
+                break;
+            }
+            cap *= 2;
+            buf = kr_xrealloc(buf, cap + 1);
+        }
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (got == 0) {
+            if (ferror(f))
+                e = errno ? errno : EIO;
+            break;
+        }
+    }
+    fclose(f);
+    if (e) {
+        free(buf);
+        return e;
+    }
+    buf[n] = '\0';
+    *data = buf;
+    *len = n;
+    return 0;
+}
+
+int kr_config_load(const char *path, kr_config *out, char *err, size_t errlen)
+{
+    char *data;
+    size_t len;
+    errno = 0;
+    int e = kr_cfg_read_file(path, &data, &len);
+    if (e) {
+        if (err && errlen)
+            snprintf(err, errlen, "%s: cannot read: %s.", path, strerror(e));
+        memset(out, 0, sizeof(*out));
+        return KR_ECONFIG;
+    }
+    int rc = kr_config_load_string(data, len, path, out, err, errlen);
+    free(data);
+    return rc;
+}
+
+void kr_config_free(kr_config *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < KR_CFG_KEY_COUNT; i++) {
+        const kr_cfg_key *k = &kr_cfg_keys[i];
+        if (kr_cfg_is_list(k))
+            kr_cfg_list_clear(c, k);
+        else if (k->type == KR_CFG_STRING)
+            free(*(char **)((char *)c + k->offset));
+    }
+    free(c->path);
+    memset(c, 0, sizeof(*c));
+}
+
+char *kr_config_data_path(const kr_config *c, const char *p)
+{
+    if (!p)
+        return NULL;
+    if (p[0] == '/' || !c->data_dir || !c->data_dir[0])
+        return kr_xstrdup(p);
+    size_t n = strlen(c->data_dir);
+    return kr_xasprintf("%s%s%s", c->data_dir, c->data_dir[n - 1] == '/' ? "" : "/", p);
+}
+
+bool kr_config_serves(const kr_config *c, const char *domain)
+{
+    if (!domain)
+        return false;
+    for (size_t i = 0; i < c->domain_count; i++)
+        if (!strcmp(c->domains[i], domain))
+            return true;
+    return false;
+}
+
+const char *kr_config_key_name(size_t i)
+{
+    return i < KR_CFG_KEY_COUNT ? kr_cfg_keys[i].path : NULL;
+}

@@ -65,7 +65,10 @@ typedef struct kr_config {
     } limits;
 } kr_config;
 
-/** Load and check a file. On error returns KR_ECONFIG and writes "PATH:LINE: sentence" to err. */
+/**
+ * Load and check a file. On error returns KR_ECONFIG, writes one line "PATH:LINE: sentence."
+ * (or "PATH: cannot read: reason.") to err, and leaves *out zeroed (kr_config_free is harmless).
+ */
 int kr_config_load(const char *path, kr_config *out, char *err, size_t errlen);
 /** Same from memory; `name` stands for the path in messages. */
 int kr_config_load_string(const char *yaml, size_t len, const char *name, kr_config *out,
@@ -77,5 +80,8 @@ void kr_config_free(kr_config *c);
 char *kr_config_data_path(const kr_config *c, const char *p);
 /** True when the domain (already prepared) is one we serve. */
 bool kr_config_serves(const kr_config *c, const char *domain);
+/** Dotted path of the i-th known key ("limits.max_depth"), NULL past the last; static storage.
+ *  For tools and tests that check the example file and the documentation cover every key. */
+const char *kr_config_key_name(size_t i);
 
 #endif

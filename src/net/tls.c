@@ -1,1 +1,264 @@
-/* placeholder: being written */
+/* SPDX-License-Identifier: AGPL-3.0-or-later
+ *
+ * OpenSSL server contexts and memory-BIO connections (see tls.h). The
+ * policy lives in kr_tls_ctx_new_server(): change it only together with
+ * docs/SECURITY.md and the TLS tests in tests/integration/test_tls.py.
+ */
+#include "net/tls.h"
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/alloc.h"
+
+/* TLS 1.2: ephemeral ECDHE, AEAD only. TLS 1.3 suites are all forward-secret AEAD. */
+#define KR_TLS12_CIPHERS                                                                           \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"                                  \
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                                  \
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+#define KR_TLS13_SUITES "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
+
+struct kr_tls_ctx {
+    SSL_CTX *ssl_ctx;
+    /* tls-server-end-point (RFC 5929 §4.1): hash of our certificate, computed once. */
+    unsigned char end_point[EVP_MAX_MD_SIZE];
+    unsigned end_point_len;
+};
+
+struct kr_tls {
+    SSL *ssl;
+    BIO *net_in;  /* we write network bytes here, OpenSSL reads them */
+    BIO *net_out; /* OpenSSL writes records here, we send them */
+    kr_tls_ctx *ctx;
+};
+
+const char *kr_tls_last_error(char *buf, size_t len)
+{
+    unsigned long e = ERR_get_error();
+    if (!e) {
+        snprintf(buf, len, "unknown TLS error");
+        return buf;
+    }
+    ERR_error_string_n(e, buf, len);
+    ERR_clear_error();
+    return buf;
+}
+
+static void kr_tls_end_point_hash(kr_tls_ctx *c)
+{
+    X509 *cert = SSL_CTX_get0_certificate(c->ssl_ctx);
+    c->end_point_len = 0;
+    if (!cert)
+        return;
+    int md_nid = NID_undef, pk_nid = NID_undef;
+    if (!OBJ_find_sigid_algs(X509_get_signature_nid(cert), &md_nid, &pk_nid))
+        md_nid = NID_undef;
+    /* RFC 5929 §4.1: MD5 and SHA-1 are replaced by SHA-256. */
+    const EVP_MD *md = NULL;
+    if (md_nid == NID_undef || md_nid == NID_md5 || md_nid == NID_sha1)
+        md = EVP_sha256();
+    else
+        md = EVP_get_digestbynid(md_nid);
+    if (!md)
+        md = EVP_sha256();
+    X509_digest(cert, md, c->end_point, &c->end_point_len);
+}
+
+kr_tls_ctx *kr_tls_ctx_new_server(const char *cert_path, const char *key_path, char *err,
+                                  size_t errlen)
+{
+    char ebuf[256];
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (!ctx) {
+        snprintf(err, errlen, "cannot create TLS context: %s", kr_tls_last_error(ebuf, sizeof(ebuf)));
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+                                 SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_TICKET);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                              SSL_MODE_ENABLE_PARTIAL_WRITE);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    if (!SSL_CTX_set_cipher_list(ctx, KR_TLS12_CIPHERS) ||
+        !SSL_CTX_set_ciphersuites(ctx, KR_TLS13_SUITES) ||
+        !SSL_CTX_set1_groups_list(ctx, "X25519:P-256:P-384")) {
+        snprintf(err, errlen, "cannot set TLS ciphers: %s", kr_tls_last_error(ebuf, sizeof(ebuf)));
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert_path) != 1) {
+        snprintf(err, errlen, "cannot load certificate %s: %s", cert_path,
+                 kr_tls_last_error(ebuf, sizeof(ebuf)));
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, key_path, SSL_FILETYPE_PEM) != 1) {
+        snprintf(err, errlen, "cannot load private key %s: %s", key_path,
+                 kr_tls_last_error(ebuf, sizeof(ebuf)));
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    if (SSL_CTX_check_private_key(ctx) != 1) {
+        snprintf(err, errlen, "private key %s does not match certificate %s", key_path, cert_path);
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    kr_tls_ctx *c = kr_xcalloc(1, sizeof(*c));
+    c->ssl_ctx = ctx;
+    kr_tls_end_point_hash(c);
+    return c;
+}
+
+void kr_tls_ctx_free(kr_tls_ctx *ctx)
+{
+    if (!ctx)
+        return;
+    SSL_CTX_free(ctx->ssl_ctx);
+    free(ctx);
+}
+
+kr_tls *kr_tls_new(kr_tls_ctx *ctx)
+{
+    kr_tls *t = kr_xcalloc(1, sizeof(*t));
+    t->ctx = ctx;
+    t->ssl = SSL_new(ctx->ssl_ctx);
+    if (!t->ssl) {
+        fprintf(stderr, "kurierd: SSL_new failed\n");
+        abort();
+    }
+    t->net_in = BIO_new(BIO_s_mem());
+    t->net_out = BIO_new(BIO_s_mem());
+    if (!t->net_in || !t->net_out)
+        abort();
+    BIO_set_mem_eof_return(t->net_in, -1);
+    BIO_set_mem_eof_return(t->net_out, -1);
+    SSL_set_bio(t->ssl, t->net_in, t->net_out);
+    SSL_set_accept_state(t->ssl);
+    return t;
+}
+
+void kr_tls_free(kr_tls *t)
+{
+    if (!t)
+        return;
+    SSL_free(t->ssl); /* frees both BIOs */
+    free(t);
+}
+
+kr_tls_status kr_tls_feed(kr_tls *t, const char *data, size_t len, kr_buf *plain)
+{
+    while (len > 0) {
+        int n = BIO_write(t->net_in, data, (int)(len > (1u << 30) ? (1u << 30) : len));
+        if (n <= 0)
+            return KR_TLS_ERROR;
+        data += n;
+        len -= (size_t)n;
+    }
+    if (!SSL_is_init_finished(t->ssl)) {
+        int r = SSL_do_handshake(t->ssl);
+        if (r != 1) {
+            int e = SSL_get_error(t->ssl, r);
+            if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+                return KR_TLS_OK;
+            return KR_TLS_ERROR;
+        }
+    }
+    for (;;) {
+        kr_buf_reserve(plain, 16384);
+        size_t got = 0;
+        int r = SSL_read_ex(t->ssl, plain->data + plain->len, 16384, &got);
+        if (r == 1) {
+            plain->len += got;
+            plain->data[plain->len] = '\0';
+            continue;
+        }
+        int e = SSL_get_error(t->ssl, r);
+        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+            return KR_TLS_OK;
+        if (e == SSL_ERROR_ZERO_RETURN)
+            return KR_TLS_CLOSED;
+        return KR_TLS_ERROR;
+    }
+}
+
+int kr_tls_write(kr_tls *t, const char *data, size_t len)
+{
+    while (len > 0) {
+        size_t done = 0;
+        if (SSL_write_ex(t->ssl, data, len, &done) != 1)
+            return -1;
+        data += done;
+        len -= done;
+    }
+    return 0;
+}
+
+size_t kr_tls_pending_out(kr_tls *t, kr_buf *out)
+{
+    size_t total = 0;
+    size_t pending;
+    while ((pending = BIO_ctrl_pending(t->net_out)) > 0) {
+        kr_buf_reserve(out, pending);
+        int n = BIO_read(t->net_out, out->data + out->len, (int)pending);
+        if (n <= 0)
+            break;
+        out->len += (size_t)n;
+        out->data[out->len] = '\0';
+        total += (size_t)n;
+    }
+    return total;
+}
+
+void kr_tls_shutdown(kr_tls *t)
+{
+    if (SSL_is_init_finished(t->ssl))
+        SSL_shutdown(t->ssl);
+}
+
+bool kr_tls_handshake_done(const kr_tls *t)
+{
+    return SSL_is_init_finished(t->ssl);
+}
+
+const char *kr_tls_version(const kr_tls *t)
+{
+    return SSL_get_version(t->ssl);
+}
+
+const char *kr_tls_cipher(const kr_tls *t)
+{
+    return SSL_get_cipher_name(t->ssl);
+}
+
+void kr_tls_cb_data(kr_tls *t, kr_scram_cb_data *out)
+{
+    memset(out, 0, sizeof(*out));
+    int version = SSL_version(t->ssl);
+    /* RFC 9266 §2: tls-exporter needs TLS 1.3 or the extended master secret (RFC 7627). */
+    if (version >= TLS1_3_VERSION || SSL_get_extms_support(t->ssl) == 1) {
+        static const char label[] = "EXPORTER-Channel-Binding";
+        if (SSL_export_keying_material(t->ssl, out->tls_exporter, 32, label, sizeof(label) - 1,
+                                       NULL, 0, 0) == 1)
+            out->tls_exporter_len = 32;
+    }
+    if (t->ctx->end_point_len <= sizeof(out->tls_server_end_point)) {
+        memcpy(out->tls_server_end_point, t->ctx->end_point, t->ctx->end_point_len);
+        out->tls_server_end_point_len = t->ctx->end_point_len;
+    }
+    /* RFC 5929 §3.1: the first Finished message of the most recent handshake; for a
+     * full handshake that is the client's. RFC 9266 leaves it undefined for TLS 1.3, but
+     * clients built on Python's ssl module (slixmpp) still send it, computed the same way
+     * (the client's Finished); it is accepted there for interoperability and not advertised
+     * (see docs/design-notes.md). */
+    {
+        size_t n = SSL_session_reused(t->ssl)
+                       ? SSL_get_finished(t->ssl, out->tls_unique, sizeof(out->tls_unique))
+                       : SSL_get_peer_finished(t->ssl, out->tls_unique, sizeof(out->tls_unique));
+        out->tls_unique_len = n <= sizeof(out->tls_unique) ? n : 0;
+    }
+}

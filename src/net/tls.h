@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later
+ *
+ * TLS for Kurier's connections, on OpenSSL 3 with memory BIOs so the socket
+ * I/O stays in libuv. The server context enforces the security defaults of
+ * DESIGN.md: TLS 1.2 minimum, ECDHE key exchange with AEAD ciphers only
+ * (TLS 1.3 suites are all AEAD and forward-secret), no compression, no
+ * renegotiation. After the handshake, kr_tls_cb_data() gives the channel
+ * binding values SCRAM-PLUS needs: tls-exporter (RFC 9266; TLS 1.3, or 1.2
+ * with extended master secret), tls-server-end-point (RFC 5929 §4) and
+ * tls-unique (RFC 5929 §3; TLS 1.2 only).
+ * A kr_tls belongs to one connection and so to one worker thread.
+ */
+#ifndef KR_NET_TLS_H
+#define KR_NET_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/buf.h"
+#include "sasl/scram.h"
+
+typedef struct kr_tls_ctx kr_tls_ctx;
+typedef struct kr_tls kr_tls;
+
+/** Server context from PEM files. Returns NULL and writes one sentence to err on failure. */
+kr_tls_ctx *kr_tls_ctx_new_server(const char *cert_path, const char *key_path, char *err,
+                                  size_t errlen);
+void kr_tls_ctx_free(kr_tls_ctx *ctx);
+
+kr_tls *kr_tls_new(kr_tls_ctx *ctx);
+void kr_tls_free(kr_tls *t);
+
+/** Results of kr_tls_feed(). */
+typedef enum kr_tls_status {
+    KR_TLS_OK = 0,     /* progress made (maybe nothing to read yet) */
+    KR_TLS_CLOSED,     /* peer sent close_notify */
+    KR_TLS_ERROR,      /* handshake or record failure: close the connection */
+} kr_tls_status;
+
+/**
+ * Give the TLS engine bytes from the network and collect decrypted application data
+ * into `plain` (appended). Drives the handshake as needed. Afterwards, call
+ * kr_tls_pending_out() to send what the engine produced (handshake records, alerts).
+ */
+kr_tls_status kr_tls_feed(kr_tls *t, const char *data, size_t len, kr_buf *plain);
+/** Encrypt application data; the records become available from kr_tls_pending_out(). */
+int kr_tls_write(kr_tls *t, const char *data, size_t len);
+/** Move the ciphertext waiting to be sent into out (appended). Returns bytes moved. */
+size_t kr_tls_pending_out(kr_tls *t, kr_buf *out);
+/** Queue a close_notify alert. */
+void kr_tls_shutdown(kr_tls *t);
+
+bool kr_tls_handshake_done(const kr_tls *t);
+/** "TLSv1.3" etc. and the cipher name, for debug logs. */
+const char *kr_tls_version(const kr_tls *t);
+const char *kr_tls_cipher(const kr_tls *t);
+/** Channel binding data of this connection (only meaningful after the handshake). */
+void kr_tls_cb_data(kr_tls *t, kr_scram_cb_data *out);
+/** Last OpenSSL error as text, for logs. */
+const char *kr_tls_last_error(char *buf, size_t len);
+
+#endif

@@ -1,0 +1,356 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later
+ *
+ * Connection I/O on a worker loop (see conn.h). Reads are processed
+ * synchronously out of the worker's shared read buffer, so an idle
+ * connection holds no read buffer; OpenSSL releases its record buffers when
+ * idle (SSL_MODE_RELEASE_BUFFERS). Writes first try uv_try_write and copy
+ * only what the kernel did not take.
+ */
+#include "server/conn.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/log.h"
+
+#define KR_CONN_LINGER_MS 3000
+
+typedef struct kr_write_req {
+    uv_write_t req;
+    kr_conn *conn;
+    size_t len;
+    char data[];
+} kr_write_req;
+
+static void kr_conn_closed_cb(uv_handle_t *h)
+{
+    kr_conn *c = h->data;
+    if (--c->open_handles > 0)
+        return;
+    if (c->ops->on_free)
+        c->ops->on_free(c);
+    if (c->tls)
+        kr_tls_free(c->tls);
+    kr_buf_clear(&c->out);
+    free(c);
+}
+
+/* Close the handles now; the memory goes in the close callbacks. */
+static void kr_conn_destroy(kr_conn *c)
+{
+    if (uv_is_closing((uv_handle_t *)&c->tcp))
+        return;
+    uv_close((uv_handle_t *)&c->timer, kr_conn_closed_cb);
+    uv_close((uv_handle_t *)&c->tcp, kr_conn_closed_cb);
+}
+
+/* Start closing: leave the table, tell the protocol once. */
+static void kr_conn_begin_close(kr_conn *c)
+{
+    if (c->closing)
+        return;
+    c->closing = true;
+    kr_u64map_del(&kr_worker_state_get(c->worker)->conns, c->id);
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    if (c->ops->on_close)
+        c->ops->on_close(c);
+}
+
+static void kr_conn_abort(kr_conn *c)
+{
+    kr_conn_begin_close(c);
+    kr_conn_destroy(c);
+}
+
+static void kr_conn_mark_dirty(kr_conn *c)
+{
+    if (c->dirty)
+        return;
+    c->dirty = true;
+    kr_worker_state *ws = kr_worker_state_get(c->worker);
+    if (ws->dirty_len == ws->dirty_cap) {
+        ws->dirty_cap = ws->dirty_cap ? ws->dirty_cap * 2 : 64;
+        ws->dirty_ids = kr_xrealloc(ws->dirty_ids, ws->dirty_cap * sizeof(uint64_t));
+    }
+    ws->dirty_ids[ws->dirty_len++] = c->id;
+}
+
+static void kr_conn_write_cb(uv_write_t *req, int status)
+{
+    kr_write_req *wr = (kr_write_req *)req;
+    kr_conn *c = wr->conn;
+    c->queued_bytes -= wr->len;
+    free(wr);
+    if (status < 0) {
+        if (!c->closing)
+            KR_LOG(KR_LOG_DEBUG, c->log_ctx, "write failed: %s", uv_strerror(status));
+        kr_conn_abort(c);
+        return;
+    }
+    if (c->closing && c->queued_bytes == 0)
+        kr_conn_destroy(c);
+}
+
+/* Put bytes on the socket: as much as the kernel takes now, the rest queued. */
+static void kr_conn_write_raw(kr_conn *c, const char *data, size_t len)
+{
+    if (len == 0 || uv_is_closing((uv_handle_t *)&c->tcp))
+        return;
+    if (c->queued_bytes == 0) {
+        uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+        int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        if (n > 0) {
+            data += n;
+            len -= (size_t)n;
+        } else if (n < 0 && n != UV_EAGAIN) {
+            KR_LOG(KR_LOG_DEBUG, c->log_ctx, "write failed: %s", uv_strerror(n));
+            kr_conn_abort(c);
+            return;
+        }
+        if (len == 0)
+            return;
+    }
+    size_t limit = c->srv->cfg->limits.max_send_queue_bytes;
+    if (c->queued_bytes + len > limit && !c->closing) {
+        KR_LOG(KR_LOG_INFO, c->log_ctx, "peer does not read: %zu bytes queued, closing",
+               c->queued_bytes + len);
+        kr_conn_abort(c);
+        return;
+    }
+    kr_write_req *wr = kr_xmalloc(sizeof(*wr) + len);
+    wr->conn = c;
+    wr->len = len;
+    memcpy(wr->data, data, len);
+    uv_buf_t b = uv_buf_init(wr->data, (unsigned)len);
+    int r = uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, kr_conn_write_cb);
+    if (r < 0) {
+        free(wr);
+        kr_conn_abort(c);
+        return;
+    }
+    c->queued_bytes += len;
+}
+
+void kr_conn_flush(kr_conn *c)
+{
+    if (uv_is_closing((uv_handle_t *)&c->tcp))
+        return;
+    if (!c->tls) {
+        kr_conn_write_raw(c, c->out.data, c->out.len);
+        c->out.len = 0;
+        return;
+    }
+    if (c->out.len && kr_tls_handshake_done(c->tls)) {
+        if (kr_tls_write(c->tls, c->out.data, c->out.len) != 0) {
+            kr_conn_abort(c);
+            return;
+        }
+        c->out.len = 0;
+    }
+    kr_buf *cipher = &kr_worker_state_get(c->worker)->cipher;
+    cipher->len = 0;
+    if (kr_tls_pending_out(c->tls, cipher))
+        kr_conn_write_raw(c, cipher->data, cipher->len);
+    /* Release a large buffer after a burst so idle memory stays small. */
+    if (c->out.cap > 65536 && c->out.len == 0)
+        kr_buf_clear(&c->out);
+}
+
+void kr_conn_flush_dirty(kr_worker *w)
+{
+    kr_worker_state *ws = kr_worker_state_get(w);
+    /* Flushing can mark other connections dirty (errors close streams): loop by index. */
+    for (size_t i = 0; i < ws->dirty_len; i++) {
+        kr_conn *c = kr_u64map_get(&ws->conns, ws->dirty_ids[i]);
+        if (!c)
+            continue;
+        c->dirty = false;
+        kr_conn_flush(c);
+    }
+    ws->dirty_len = 0;
+    if (ws->cipher.cap > 262144)
+        kr_buf_clear(&ws->cipher);
+}
+
+void kr_conn_send(kr_conn *c, const char *data, size_t len)
+{
+    if (c->closing)
+        return;
+    kr_buf_append(&c->out, data, len);
+    kr_conn_mark_dirty(c);
+}
+
+void kr_conn_start_tls(kr_conn *c)
+{
+    kr_conn_flush(c);
+    c->tls = kr_tls_new(c->srv->tls);
+}
+
+static void kr_conn_timer_cb(uv_timer_t *t)
+{
+    kr_conn *c = t->data;
+    if (c->closing) { /* linger expired: the peer did not take our last bytes */
+        kr_conn_destroy(c);
+        return;
+    }
+    if (c->ops->on_timer)
+        c->ops->on_timer(c);
+}
+
+void kr_conn_timer_set(kr_conn *c, uint64_t ms)
+{
+    if (!c->closing)
+        uv_timer_start(&c->timer, kr_conn_timer_cb, ms, 0);
+}
+
+void kr_conn_close(kr_conn *c)
+{
+    if (c->closing)
+        return;
+    kr_conn_flush(c);
+    kr_conn_begin_close(c);
+    if (uv_is_closing((uv_handle_t *)&c->tcp))
+        return;
+    if (c->tls && kr_tls_handshake_done(c->tls)) {
+        kr_tls_shutdown(c->tls);
+        kr_buf *cipher = &kr_worker_state_get(c->worker)->cipher;
+        cipher->len = 0;
+        if (kr_tls_pending_out(c->tls, cipher))
+            kr_conn_write_raw(c, cipher->data, cipher->len);
+    }
+    if (uv_is_closing((uv_handle_t *)&c->tcp))
+        return;
+    if (c->queued_bytes == 0) {
+        kr_conn_destroy(c);
+        return;
+    }
+    uv_timer_start(&c->timer, kr_conn_timer_cb, KR_CONN_LINGER_MS, 0);
+}
+
+static void kr_conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    kr_conn *c = h->data;
+    kr_worker_state *ws = kr_worker_state_get(c->worker);
+    *buf = uv_buf_init(ws->read_buf, (unsigned)ws->read_buf_size);
+}
+
+static void kr_conn_read_tls(kr_conn *c, const char *data, size_t len)
+{
+    kr_buf *plain = &kr_worker_state_get(c->worker)->plain;
+    plain->len = 0;
+    kr_tls_status st = kr_tls_feed(c->tls, data, len, plain);
+    kr_conn_mark_dirty(c); /* handshake records or alerts may be waiting */
+    if (st == KR_TLS_ERROR) {
+        char ebuf[160];
+        KR_LOG(KR_LOG_DEBUG, c->log_ctx, "TLS failed: %s", kr_tls_last_error(ebuf, sizeof(ebuf)));
+        kr_conn_flush(c); /* send the alert */
+        kr_conn_abort(c);
+        return;
+    }
+    if (!c->tls_ready_reported && kr_tls_handshake_done(c->tls)) {
+        c->tls_ready_reported = true;
+        KR_LOG(KR_LOG_DEBUG, c->log_ctx, "TLS established: %s %s", kr_tls_version(c->tls),
+               kr_tls_cipher(c->tls));
+        if (c->ops->on_tls_ready)
+            c->ops->on_tls_ready(c);
+    }
+    /* Nothing in on_data reads another socket, so the shared buffer stays ours meanwhile. */
+    if (plain->len && !c->closing)
+        c->ops->on_data(c, plain->data, plain->len);
+    if (st == KR_TLS_CLOSED && !c->closing)
+        kr_conn_close(c);
+}
+
+static void kr_conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    kr_conn *c = s->data;
+    if (nread == 0)
+        return;
+    if (nread < 0) {
+        if (nread != UV_EOF)
+            KR_LOG(KR_LOG_DEBUG, c->log_ctx, "read failed: %s", uv_strerror((int)nread));
+        kr_conn_abort(c);
+        return;
+    }
+    if (c->closing)
+        return;
+    if (c->tls)
+        kr_conn_read_tls(c, buf->base, (size_t)nread);
+    else
+        c->ops->on_data(c, buf->base, (size_t)nread);
+}
+
+void kr_conn_read_pause(kr_conn *c, bool pause)
+{
+    if (c->closing || pause == c->read_paused)
+        return;
+    c->read_paused = pause;
+    if (pause)
+        uv_read_stop((uv_stream_t *)&c->tcp);
+    else
+        uv_read_start((uv_stream_t *)&c->tcp, kr_conn_alloc_cb, kr_conn_read_cb);
+}
+
+kr_conn *kr_conn_accept(kr_worker *w, uv_stream_t *listener, bool direct_tls,
+                        const kr_conn_ops *ops, const char *kind)
+{
+    kr_worker_state *ws = kr_worker_state_get(w);
+    kr_conn *c = kr_xcalloc(1, sizeof(*c));
+    c->worker = w;
+    c->srv = ws->srv;
+    c->ops = ops;
+    c->id = atomic_fetch_add(&ws->srv->next_conn_id, 1);
+    uv_tcp_init(&w->loop, &c->tcp);
+    uv_timer_init(&w->loop, &c->timer);
+    c->tcp.data = c;
+    c->timer.data = c;
+    c->open_handles = 2;
+    snprintf(c->log_ctx, sizeof(c->log_ctx), "%s#%llu w%u", kind, (unsigned long long)c->id,
+             w->index);
+    int r = uv_accept(listener, (uv_stream_t *)&c->tcp);
+    if (r != 0) {
+        KR_LOG(KR_LOG_WARN, NULL, "accept failed: %s", uv_strerror(r));
+        kr_conn_destroy(c);
+        return NULL;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
+        if (ss.ss_family == AF_INET)
+            uv_ip4_name((struct sockaddr_in *)&ss, c->peer_ip, sizeof(c->peer_ip));
+        else
+            uv_ip6_name((struct sockaddr_in6 *)&ss, c->peer_ip, sizeof(c->peer_ip));
+    }
+    KR_LOG(KR_LOG_DEBUG, c->log_ctx, "connection from %s%s", c->peer_ip,
+           direct_tls ? " (direct TLS)" : "");
+    kr_u64map_put(&ws->conns, c->id, c);
+    if (direct_tls)
+        c->tls = kr_tls_new(ws->srv->tls);
+    uv_read_start((uv_stream_t *)&c->tcp, kr_conn_alloc_cb, kr_conn_read_cb);
+    return c;
+}
+
+kr_conn *kr_conn_find(kr_worker *w, uint64_t id)
+{
+    return kr_u64map_get(&kr_worker_state_get(w)->conns, id);
+}
+
+void kr_conn_close_all(kr_worker *w, void (*before_close)(kr_conn *c))
+{
+    kr_worker_state *ws = kr_worker_state_get(w);
+    /* Collect first: closing edits the table. */
+    size_t n = 0;
+    kr_conn **all = kr_xcalloc(ws->conns.count + 1, sizeof(*all));
+    for (size_t i = 0; i < ws->conns.cap; i++)
+        if (ws->conns.slots[i].key)
+            all[n++] = ws->conns.slots[i].value;
+    for (size_t i = 0; i < n; i++) {
+        if (before_close)
+            before_close(all[i]);
+        kr_conn_close(all[i]);
+    }
+    free(all);
+}

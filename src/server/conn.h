@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later
+ *
+ * One TCP connection on a worker: socket reads, optional TLS (STARTTLS or
+ * direct), output batching and closing. Protocol code (c2s, later s2s) plugs
+ * in through kr_conn_ops and sees only plaintext. Output given to
+ * kr_conn_send() is gathered and written once per loop iteration (one
+ * SSL_write and one write(2) per connection per iteration). The connection
+ * is owned by its worker's table; it is freed only after libuv's close
+ * callbacks ran, and it leaves the table as soon as closing starts, so a
+ * delivery that arrives later finds nothing (CONVENTIONS.md rule 4).
+ */
+#ifndef KR_SERVER_CONN_H
+#define KR_SERVER_CONN_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "core/buf.h"
+#include "net/tls.h"
+#include "server/server.h"
+
+typedef struct kr_conn kr_conn;
+
+typedef struct kr_conn_ops {
+    /* Plaintext application bytes arrived. */
+    void (*on_data)(kr_conn *c, const char *data, size_t len);
+    /* The TLS handshake completed. */
+    void (*on_tls_ready)(kr_conn *c);
+    /* The per-connection timer fired (not called once closing). */
+    void (*on_timer)(kr_conn *c);
+    /* Closing has started (peer gone, error, or kr_conn_close): release protocol state.
+     * Called exactly once, possibly from inside on_data; no more callbacks follow but on_free. */
+    void (*on_close)(kr_conn *c);
+    /* The connection's memory is about to be released (from libuv's close callback, never
+     * from inside another callback): free `proto`. */
+    void (*on_free)(kr_conn *c);
+} kr_conn_ops;
+
+struct kr_conn {
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    kr_worker *worker;
+    kr_server *srv;
+    uint64_t id;
+    kr_tls *tls;             /* NULL until TLS starts */
+    kr_buf out;              /* plaintext gathered during this loop iteration */
+    size_t queued_bytes;     /* handed to uv_write, not yet written */
+    unsigned open_handles;   /* tcp + timer; freed when both closed */
+    bool dirty;              /* listed for the end-of-iteration flush */
+    bool closing;
+    bool tls_ready_reported;
+    bool read_paused;
+    const kr_conn_ops *ops;
+    void *proto;             /* protocol state (kr_c2s) */
+    char log_ctx[96];        /* "c2s#12 w1" then "c2s#12 w1 alice@example.org/res" */
+    char peer_ip[INET6_ADDRSTRLEN];
+};
+
+/** Accept a pending connection on listener into a new kr_conn on worker w. direct_tls starts
+ * TLS at once (XEP-0368). Returns the connection or NULL (accept failed; logged). */
+kr_conn *kr_conn_accept(kr_worker *w, uv_stream_t *listener, bool direct_tls,
+                        const kr_conn_ops *ops, const char *kind);
+/** Find a live (not closing) connection of worker w. */
+kr_conn *kr_conn_find(kr_worker *w, uint64_t id);
+
+/** Queue plaintext for this iteration's flush. Ignored once closing. */
+void kr_conn_send(kr_conn *c, const char *data, size_t len);
+/** Write what is queued now (used before switching to TLS). */
+void kr_conn_flush(kr_conn *c);
+/** Flush queued plaintext in the clear, then start TLS (STARTTLS, RFC 6120 §5.4.3.3). */
+void kr_conn_start_tls(kr_conn *c);
+/** Graceful close: flush, TLS close_notify, close once written (bounded by a linger timer). */
+void kr_conn_close(kr_conn *c);
+/** Arm the connection's timer (replaces any earlier setting). */
+void kr_conn_timer_set(kr_conn *c, uint64_t ms);
+/** Stop or resume reading (used to slow down failed logins). */
+void kr_conn_read_pause(kr_conn *c, bool pause);
+/** End-of-iteration hook of the worker: flush every dirty connection. */
+void kr_conn_flush_dirty(kr_worker *w);
+/** Close every connection of the worker (shutdown). */
+void kr_conn_close_all(kr_worker *w, void (*before_close)(kr_conn *c));
+
+#endif

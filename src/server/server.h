@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later
+ *
+ * The kurierd process: configuration, TLS context, workers, the shared
+ * session directory, the module table and the storage thread, created by
+ * main.c at start and released at shutdown. Everything reachable from
+ * kr_server is either immutable after start or has its own locking
+ * (sessions, storage queue, worker queues).
+ */
+#ifndef KR_SERVER_SERVER_H
+#define KR_SERVER_SERVER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/config.h"
+#include "core/buf.h"
+#include "core/hmap.h"
+#include "net/tls.h"
+#include "net/worker.h"
+
+typedef struct kr_sessions kr_sessions;
+typedef struct kr_storage kr_storage;
+typedef struct kr_modules kr_modules;
+typedef struct kr_conn kr_conn;
+
+typedef struct kr_server {
+    kr_config *cfg;
+    kr_tls_ctx *tls;
+    unsigned worker_count;
+    kr_worker *workers;
+    kr_sessions *sessions;
+    kr_storage *storage;
+    kr_modules *modules;
+    unsigned char secret[32]; /* per-process secret: fake SCRAM salts for unknown users */
+    atomic_uint_fast64_t next_conn_id;
+} kr_server;
+
+/** One listening socket of one worker. */
+typedef struct kr_listen_handle {
+    uv_tcp_t tcp;
+    kr_worker *worker;
+    bool direct_tls;
+} kr_listen_handle;
+
+/** Per-worker server state, hung on kr_worker.data. */
+typedef struct kr_worker_state {
+    kr_server *srv;
+    kr_u64map conns;         /* connection id -> kr_conn, connections of this worker */
+    kr_listen_handle *listeners; /* one per configured listen address */
+    size_t listener_count;
+    uint64_t *dirty_ids;     /* connections with output to flush this iteration */
+    size_t dirty_len, dirty_cap;
+    kr_buf plain;            /* decrypted input of the read being processed */
+    kr_buf cipher;           /* output being encrypted by the flush in progress */
+    char *read_buf;          /* shared read buffer: reads are processed synchronously */
+    size_t read_buf_size;
+} kr_worker_state;
+
+static inline kr_worker_state *kr_worker_state_get(kr_worker *w)
+{
+    return (kr_worker_state *)w->data;
+}
+
+#endif

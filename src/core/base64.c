@@ -70,6 +70,9 @@ int kr_base64_decode(kr_buf *out, const char *in, size_t len)
             if (v[k] < 0)
                 goto bad;
         }
+        /* Canonical encodings only: the bits a padded group drops must be zero. */
+        if ((pad == 2 && (v[1] & 0x0f)) || (pad == 1 && (v[2] & 0x03)))
+            goto bad;
         unsigned w = (unsigned)v[0] << 18 | (unsigned)v[1] << 12 | (unsigned)v[2] << 6 | (unsigned)v[3];
         out->data[out->len++] = (char)(w >> 16);
         if (pad < 2)

@@ -1,0 +1,25 @@
+#!/bin/sh
+# Install the Debian 12 packages Kurier needs (DESIGN.md, dependencies).
+# Usage: deps.sh build|test. As root: apt-get installs what is missing.
+# Otherwise: prints the one apt-get line to run and fails.
+set -eu
+BUILD_PKGS="gcc pkg-config meson ninja-build openssl libuv1-dev libssl-dev libexpat1-dev
+ libyaml-dev libsqlite3-dev libidn2-dev libicu-dev"
+TEST_PKGS="libcmocka-dev python3 python3-pytest python3-slixmpp python3-openssl"
+pkgs=$BUILD_PKGS
+[ "${1:-build}" = test ] && pkgs="$BUILD_PKGS $TEST_PKGS"
+missing=""
+for p in $pkgs; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+    echo "Missing Debian packages. Run as root:" >&2
+    echo "  apt-get install -y$missing" >&2
+    exit 1
+fi
+echo "Installing:$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing >/dev/null

@@ -930,8 +930,8 @@ static int kr_cfg_read_file(const char *path, char **data, size_t *len)
 
 int kr_config_load(const char *path, kr_config *out, char *err, size_t errlen)
 {
-    char *data;
-    size_t len;
+    char *data = NULL;
+    size_t len = 0;
     errno = 0;
     int e = kr_cfg_read_file(path, &data, &len);
     if (e) {

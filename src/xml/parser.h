@@ -54,7 +54,9 @@ typedef struct kr_xml_parser_cbs {
 
 typedef struct kr_xml_parser kr_xml_parser;
 
-/** New parser for one stream; limits and cbs are copied. */
+/** New parser for one stream; limits and cbs are copied. limits may be NULL for
+ * KR_XML_LIMITS_DEFAULT; cbs may be NULL and any callback may be NULL (a stanza nobody
+ * takes is freed). Callbacks must not free the parser. */
 kr_xml_parser *kr_xml_parser_new(const kr_xml_limits *limits, const kr_xml_parser_cbs *cbs,
                                  void *ud);
 void kr_xml_parser_free(kr_xml_parser *p);
@@ -64,7 +66,11 @@ void kr_xml_parser_free(kr_xml_parser *p);
  * Returns 0 when all bytes were consumed; KR_EPARSE when the stream is broken (then
  * kr_xml_parser_error() says why and kr_xml_parser_error_text() gives a short English
  * reason; every later feed returns KR_EPARSE again); KR_ESTOPPED when a callback called
- * kr_xml_parser_stop() (the rest of this input is dropped).
+ * kr_xml_parser_stop() (the rest of this input is dropped, and later feeds return
+ * KR_ESTOPPED until kr_xml_parser_reset()).
+ * A stanza is delivered from the feed that brings its last byte, however the input was
+ * split; input is handed to expat in pieces of at most 64 KiB, so what expat buffers of
+ * an unfinished token stays within max_stanza_bytes plus 64 KiB.
  */
 int kr_xml_parser_feed(kr_xml_parser *p, const char *data, size_t len);
 
@@ -73,7 +79,8 @@ int kr_xml_parser_feed(kr_xml_parser *p, const char *data, size_t len);
 void kr_xml_parser_stop(kr_xml_parser *p);
 
 /** Start a new stream on the same parser (RFC 6120 §4.3.3 restart): the next bytes must
- * begin with a stream header. Must not be called from inside a callback. */
+ * begin with a stream header. Drops any partial stanza and clears a stop or an error.
+ * Must not be called from inside a callback. */
 void kr_xml_parser_reset(kr_xml_parser *p);
 
 kr_xml_error kr_xml_parser_error(const kr_xml_parser *p);

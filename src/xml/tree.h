@@ -44,6 +44,11 @@ typedef struct kr_xml_node {
 kr_xml_node *kr_xml_elem_new(kr_arena *a, const char *ns, const char *name);
 /** New element appended as last child of parent; returns it. */
 kr_xml_node *kr_xml_elem_add(kr_arena *a, kr_xml_node *parent, const char *ns, const char *name);
+/** Like kr_xml_elem_add (parent may be NULL for a root) but ns and name are not copied:
+ * they must outlive the arena (live in it, or be string literals). For the parser, which
+ * shares one namespace string among the elements of a stanza. */
+kr_xml_node *kr_xml_elem_add_take(kr_arena *a, kr_xml_node *parent, const char *ns,
+                                  const char *name);
 /** Append text (copied) as last child of parent. */
 void kr_xml_text_add(kr_arena *a, kr_xml_node *parent, const char *text, size_t len);
 /** Append an existing node (and its subtree) as last child. */
@@ -60,6 +65,13 @@ void kr_xml_attr_set(kr_arena *a, kr_xml_node *e, const char *name, const char *
 /** Same for a namespaced attribute (e.g. KR_NS_XML "lang"). */
 void kr_xml_attr_set_ns(kr_arena *a, kr_xml_node *e, const char *ns, const char *name,
                         const char *value);
+
+/** Put an attribute first in e's list without copying or looking for a duplicate: the
+ * strings must outlive the arena, and the caller guarantees ns:name is not set yet (the
+ * parser, whose input expat has already checked for duplicates, adds attributes last to
+ * first so the list keeps document order). */
+void kr_xml_attr_prepend_take(kr_arena *a, kr_xml_node *e, const char *ns, const char *name,
+                              const char *value);
 
 /** First child element matching ns and name (either may be NULL for "any"), or NULL. */
 kr_xml_node *kr_xml_child_get(const kr_xml_node *e, const char *ns, const char *name);

@@ -509,7 +509,7 @@ static bool kr_xml_lex_step(kr_xml_parser *p, unsigned char c)
 }
 
 /* Run the pre-lexer over data; true when some byte of it may end a markup token. Long
- * runs of character data and of quoted values are skipped with memchr. */
+ * runs of character data, tag names and quoted values are skipped in tight loops. */
 static bool kr_xml_scan(kr_xml_parser *p, const char *data, size_t len)
 {
     bool ends = false;
@@ -546,7 +546,7 @@ static int kr_xml_feed_chunk(kr_xml_parser *p, const char *data, size_t len)
      * expat rescans a partial token on every read: a 256 KiB attribute sent a byte at a
      * time costs seconds of CPU. So deferral is off exactly for the chunks in which a
      * token may end, which a real token does once, however the peer splits it. */
-    XML_SetReparseDeferralEnabled(p->xp, XML_FALSE);
+    XML_SetReparseDeferralEnabled(p->xp, kr_xml_scan(p, data, len) ? XML_FALSE : XML_TRUE);
     enum XML_Status st = XML_Parse(p->xp, data, (int)len, XML_FALSE);
     if (p->error != KR_XML_OK)
         return KR_EPARSE;

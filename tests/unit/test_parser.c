@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -302,6 +303,51 @@ static void test_stanza_delivered_when_its_last_byte_arrives(void **state)
     assert_int_equal(c.stanzas, 2);
     assert_int_equal(feed_bytewise(&c, "</stream:stream>", 16), 0);
     assert_int_equal(c.closes, 1);
+    collector_fini(&c);
+}
+
+/* Feed s byte by byte: no stanza may appear before its last byte, one must with it. */
+static void assert_delivered_on_last_byte(collector *c, const char *s)
+{
+    size_t len = strlen(s);
+    int before = c->stanzas;
+    assert_int_equal(feed_bytewise(c, s, len - 1), 0);
+    assert_int_equal(c->stanzas, before);
+    assert_int_equal(kr_xml_parser_feed(c->p, s + len - 1, 1), 0);
+    assert_int_equal(c->stanzas, before + 1);
+}
+
+static void test_markup_inside_values_and_cdata_does_not_delay_delivery(void **state)
+{
+    collector c;
+    collector_init(&c, NULL);
+    assert_int_equal(feed_str(&c, HEADER), 0);
+    assert_delivered_on_last_byte(&c, "<message a='x > y; &amp; \"q\"' b=\"it's > \">hi</message>");
+    assert_delivered_on_last_byte(&c, "<message><body><![CDATA[a > b ]] ]> <x/> &c;]]></body>"
+                                      "</message>");
+    assert_delivered_on_last_byte(&c, "<message><body>&lt;&#x263A;&gt;</body></message>");
+    assert_delivered_on_last_byte(&c, "<presence/>");
+    assert_string_equal(kr_xml_attr_get(c.elems[0], "a"), "x > y; & \"q\"");
+    assert_string_equal(kr_xml_first_elem(c.elems[1])->children->text, "a > b ]] ]> <x/> &c;");
+    collector_fini(&c);
+}
+
+static void test_token_split_into_single_bytes_costs_linear_time(void **state)
+{
+    /* A 256 KiB attribute value of '>' sent one byte per read: each byte may look like the
+     * end of the tag, but expat must not rescan the whole token each time (that took
+     * over 30 s of CPU). Refused by the size limit, quickly. */
+    collector c;
+    collector_init(&c, NULL);
+    assert_int_equal(feed_str(&c, HEADER "<message to='"), 0);
+    clock_t start = clock();
+    int rc = 0;
+    for (size_t i = 0; i < 300000 && rc == 0; i++)
+        rc = kr_xml_parser_feed(c.p, ">", 1);
+    double secs = (double)(clock() - start) / CLOCKS_PER_SEC;
+    assert_int_equal(rc, KR_EPARSE);
+    assert_int_equal(kr_xml_parser_error(c.p), KR_XML_POLICY_VIOLATION);
+    assert_true(secs < 3.0);
     collector_fini(&c);
 }
 
@@ -752,6 +798,8 @@ int main(void)
         cmocka_unit_test(test_stanzas_build_trees_with_namespaces_and_attrs),
         cmocka_unit_test(test_byte_by_byte_feed_gives_same_result),
         cmocka_unit_test(test_stanza_delivered_when_its_last_byte_arrives),
+        cmocka_unit_test(test_markup_inside_values_and_cdata_does_not_delay_delivery),
+        cmocka_unit_test(test_token_split_into_single_bytes_costs_linear_time),
         cmocka_unit_test(test_whitespace_keepalives_are_ignored),
         cmocka_unit_test(test_stream_close_reported_after_last_stanza),
         cmocka_unit_test(test_doctype_is_restricted),

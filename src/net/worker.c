@@ -25,6 +25,7 @@ static void kr_worker_stop_cb(kr_worker *w, void *arg, uint64_t u)
     if (w->on_stop)
         w->on_stop(w);
     uv_close((uv_handle_t *)&w->check, NULL);
+    uv_close((uv_handle_t *)&w->prepare, NULL);
     uv_close((uv_handle_t *)&w->async, NULL);
 }
 
@@ -68,6 +69,13 @@ static void kr_worker_check_cb(uv_check_t *h)
         w->on_check(w);
 }
 
+static void kr_worker_prepare_cb(uv_prepare_t *h)
+{
+    kr_worker *w = h->data;
+    if (w->on_check)
+        w->on_check(w);
+}
+
 void kr_worker_init(kr_worker *w, unsigned index)
 {
     memset(w, 0, sizeof(*w));
@@ -82,6 +90,9 @@ void kr_worker_init(kr_worker *w, unsigned index)
     uv_check_init(&w->loop, &w->check);
     w->check.data = w;
     uv_check_start(&w->check, kr_worker_check_cb);
+    uv_prepare_init(&w->loop, &w->prepare);
+    w->prepare.data = w;
+    uv_prepare_start(&w->prepare, kr_worker_prepare_cb);
 }
 
 static void *kr_worker_main(void *arg)

@@ -5,8 +5,10 @@
  * no locks. Other threads reach a worker only through kr_worker_post(): a
  * mutex-protected batch queue drained by one uv_async per loop iteration, so
  * a burst of cross-thread deliveries costs one wake-up, not one per item.
- * Each worker also runs an end-of-iteration hook (uv_check) where connections
- * flush the output they gathered, one write per connection per iteration.
+ * Each worker also runs an end-of-iteration hook where connections flush the
+ * output they gathered, one write per connection per iteration: after I/O
+ * callbacks (uv_check) and before the loop blocks again (uv_prepare), which
+ * catches output produced by timer callbacks, as those run before polling.
  */
 #ifndef KR_NET_WORKER_H
 #define KR_NET_WORKER_H
@@ -33,6 +35,7 @@ struct kr_worker {
     pthread_t thread;
     uv_async_t async;
     uv_check_t check;
+    uv_prepare_t prepare;
     pthread_mutex_t lock;
     kr_worker_item *queue; /* guarded by lock */
     size_t queue_len, queue_cap;

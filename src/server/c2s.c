@@ -704,7 +704,11 @@ static void kr_c2s_stage_stanza(kr_c2s *c, kr_xml_node *e, kr_arena *a)
     const char *bad = kr_stanza_decode(&st, e, a, kr_c2s_served, c->srv);
     kr_worker *w = c->conn->worker;
     if (bad) {
-        kr_router_bounce(c->srv, w, &st, bad, NULL);
+        /* The error comes from the server: the original 'to' may not even be a JID. */
+        if (!(st.type & (KR_TYPE_ERROR | KR_TYPE_RESULT))) {
+            kr_stanza_make_error(&st, bad, NULL, c->domain);
+            kr_router_send(c->srv, w, st.elem, a);
+        }
         return;
     }
     if (st.kind == KR_STANZA_PRESENCE && st.to_absent)
@@ -807,7 +811,12 @@ static void kr_c2s_on_close(kr_conn *conn)
     kr_c2s *c = conn->proto;
     if (!c->bound)
         return;
-    if (c->available) {
+    kr_session_ref ref;
+    bool replaced = !kr_sessions_find(c->srv->sessions, c->bare, c->resource, &ref) ||
+                    ref.conn_id != conn->id;
+    /* A session replaced by a newer one with the same full JID stays silent: an unavailable
+     * presence from that JID would now describe the new session. */
+    if (c->available && !replaced) {
         kr_arena *a = kr_arena_new(512);
         kr_xml_node *p = kr_xml_elem_new(a, KR_NS_CLIENT, "presence");
         kr_xml_attr_set(a, p, "type", "unavailable");

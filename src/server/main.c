@@ -147,6 +147,7 @@ static void kr_main_abort_workers(kr_server *srv)
             uv_close((uv_handle_t *)&ws->listeners[k].tcp, NULL);
         uv_close((uv_handle_t *)&w->async, NULL);
         uv_close((uv_handle_t *)&w->check, NULL);
+        uv_close((uv_handle_t *)&w->prepare, NULL);
         uv_run(&w->loop, UV_RUN_NOWAIT);
         uv_loop_close(&w->loop);
         pthread_mutex_destroy(&w->lock);

@@ -1,0 +1,268 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""Harness of the kurierd integration tests (pytest + slixmpp + a raw XMPP client).
+
+By default the session starts its own kurierd on loopback: a temporary directory
+with a self-signed ECDSA P-256 certificate for 'localhost', a config file,
+accounts created with kurierctl, and the server run under the sanitizers.  At the
+end the server gets SIGTERM and must exit 0 with no sanitizer report in its log.
+
+Against an already running server (how we check our expectations with Prosody):
+
+    /usr/bin/python3 -m pytest tests/integration --kurier-host 127.0.0.1 \
+        --kurier-port 5222 --kurier-direct-port 5223 --kurier-domain localhost \
+        --kurier-ca /path/to/cert.pem
+
+Then nothing is started, tests marked kurier_only are skipped, and these accounts
+must exist with these passwords (see password_for):
+
+    alice, bob, carol, load0 .. load49     password "<localpart>-Kurier-test-pw"
+                                           e.g. alice -> "alice-Kurier-test-pw"
+
+Binaries: $KURIERD and $KURIERCTL, defaulting to build-test/kurierd and
+build-test/kurierctl of this repository.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+LOAD_ACCOUNTS = 50
+ACCOUNTS = ["alice", "bob", "carol"] + ["load%d" % i for i in range(LOAD_ACCOUNTS)]
+SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "runtime error:")
+START_TIMEOUT_S = 20.0
+STOP_TIMEOUT_S = 10.0
+
+
+def password_for(localpart: str) -> str:
+    """The password every test account is created with."""
+    return "%s-Kurier-test-pw" % localpart
+
+
+@dataclass
+class Server:
+    host: str
+    port: int           # STARTTLS (RFC 6120 §5)
+    direct_port: int    # direct TLS (XEP-0368)
+    domain: str
+    ca: str             # PEM file the clients trust (the server's self-signed cert)
+    external: bool
+    proc: Optional[subprocess.Popen] = None
+    log_path: Optional[Path] = None
+
+    def password(self, localpart: str) -> str:
+        return password_for(localpart)
+
+    def jid(self, localpart: str) -> str:
+        return "%s@%s" % (localpart, self.domain)
+
+    def log_tail(self, lines: int = 60) -> str:
+        if self.log_path is None or not self.log_path.exists():
+            return "(no log)"
+        text = self.log_path.read_text(errors="replace").splitlines()
+        return "\n".join(text[-lines:])
+
+    def raw(self, direct_tls: bool = False, timeout: float = 5.0):
+        from xmpp_raw import RawClient
+        return RawClient(self.host, self.direct_port if direct_tls else self.port,
+                         self.domain, self.ca, timeout=timeout)
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("kurier", "server under test")
+    group.addoption("--kurier-host", default=None,
+                    help="use an already running server at this address (starts nothing)")
+    group.addoption("--kurier-port", type=int, default=None, help="its STARTTLS c2s port")
+    group.addoption("--kurier-direct-port", type=int, default=None,
+                    help="its direct-TLS c2s port (XEP-0368)")
+    group.addoption("--kurier-domain", default="localhost", help="the XMPP domain it serves")
+    group.addoption("--kurier-ca", default=None,
+                    help="PEM certificate to verify the external server against")
+
+
+def _external(config) -> bool:
+    return config.getoption("--kurier-host") is not None \
+        or config.getoption("--kurier-port") is not None
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "kurier_only: checks a Kurier-specific limit or feature; "
+        "skipped against an external server")
+
+
+def pytest_collection_modifyitems(config, items):
+    if not _external(config):
+        return
+    skip = pytest.mark.skip(reason="Kurier-specific; skipped against an external server")
+    for item in items:
+        if "kurier_only" in item.keywords:
+            item.add_marker(skip)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _binary(env: str, default: str) -> Path:
+    path = Path(os.environ.get(env) or REPO_ROOT / default)
+    if not path.is_file() or not os.access(path, os.X_OK):
+        pytest.fail("%s not found at %s: build it (ninja -C build-test) or set $%s"
+                    % (default, path, env), pytrace=False)
+    return path
+
+
+def _make_certificate(tmp: Path) -> None:
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+         "-nodes", "-days", "30", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost",
+         "-keyout", str(tmp / "key.pem"), "-out", str(tmp / "cert.pem")],
+        check=True, capture_output=True, timeout=30)
+
+
+def _write_config(tmp: Path, port: int, direct_port: int) -> Path:
+    cfg = tmp / "kurierd.yml"
+    cfg.write_text(
+        "domains: [localhost]\n"
+        "workers: 2\n"
+        "log_level: debug\n"
+        "data_dir: %(tmp)s/data\n"
+        "tls: {certificate: %(tmp)s/cert.pem, key: %(tmp)s/key.pem}\n"
+        "c2s: {starttls: [\"127.0.0.1:%(port)d\"], direct_tls: [\"127.0.0.1:%(direct)d\"]}\n"
+        "sasl: {plain: true, scram_iterations: 4096, max_failures: 3}\n"
+        "storage: {driver: sqlite, sqlite_path: kurier.db}\n"
+        "limits: {max_stanza_bytes: 262144, max_depth: 64, max_attributes: 64, "
+        "auth_timeout_s: 30, idle_timeout_s: 600, max_send_queue_bytes: 1048576}\n"
+        % {"tmp": tmp, "port": port, "direct": direct_port})
+    return cfg
+
+
+def _add_users(kurierctl: Path, cfg: Path) -> None:
+    def add(localpart: str):
+        return localpart, subprocess.run(
+            [str(kurierctl), "-c", str(cfg), "adduser", "%s@localhost" % localpart],
+            input=password_for(localpart) + "\n", text=True, capture_output=True, timeout=60)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for localpart, res in pool.map(add, ACCOUNTS):
+            if res.returncode != 0:
+                pytest.fail("kurierctl adduser %s failed (exit %d):\n%s%s"
+                            % (localpart, res.returncode, res.stdout, res.stderr),
+                            pytrace=False)
+
+
+def _wait_listening(server: Server, port: int) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        if server.proc.poll() is not None:
+            pytest.fail("kurierd exited with status %d during start-up; log tail:\n%s"
+                        % (server.proc.returncode, server.log_tail()), pytrace=False)
+        try:
+            socket.create_connection((server.host, port), timeout=0.5).close()
+            return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail("kurierd did not accept connections on port %d within %.0f s; "
+                        "log tail:\n%s" % (port, START_TIMEOUT_S, server.log_tail()),
+                        pytrace=False)
+        time.sleep(0.1)
+
+
+def _sanitizer_report(log: Path) -> Optional[str]:
+    if not log.exists():
+        return None
+    lines = log.read_text(errors="replace").splitlines()
+    for i, line in enumerate(lines):
+        if any(m in line for m in SANITIZER_MARKERS):
+            return "\n".join(lines[max(0, i - 5): i + 60])
+    return None
+
+
+def _stop(server: Server) -> None:
+    proc = server.proc
+    problems = []
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            problems.append("kurierd did not exit within %.0f s of SIGTERM" % STOP_TIMEOUT_S)
+    if proc.returncode != 0 and not problems:
+        problems.append("kurierd exited with status %d" % proc.returncode)
+    report = _sanitizer_report(server.log_path)
+    if report:
+        problems.append("sanitizer report in %s:\n%s" % (server.log_path, report))
+    if problems:
+        pytest.fail("\n".join(problems) + "\n--- log tail ---\n" + server.log_tail(),
+                    pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def server(request, tmp_path_factory):
+    config = request.config
+    if _external(config):
+        port = config.getoption("--kurier-port") or 5222
+        direct = config.getoption("--kurier-direct-port") or 5223
+        ca = config.getoption("--kurier-ca")
+        if not ca:
+            pytest.fail("--kurier-ca is required with an external server", pytrace=False)
+        yield Server(host=config.getoption("--kurier-host") or "127.0.0.1", port=port,
+                     direct_port=direct, domain=config.getoption("--kurier-domain"),
+                     ca=str(Path(ca).resolve()), external=True)
+        return
+
+    kurierd = _binary("KURIERD", "build-test/kurierd")
+    kurierctl = _binary("KURIERCTL", "build-test/kurierctl")
+    tmp = tmp_path_factory.mktemp("kurier")
+    (tmp / "data").mkdir()
+    _make_certificate(tmp)
+    port, direct = _free_port(), _free_port()
+    while direct == port:
+        direct = _free_port()
+    cfg = _write_config(tmp, port, direct)
+    _add_users(kurierctl, cfg)
+
+    env = dict(os.environ,
+               ASAN_OPTIONS="abort_on_error=0:detect_leaks=1",
+               UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
+    log_path = tmp / "kurierd.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([str(kurierd), "-c", str(cfg)], stdin=subprocess.DEVNULL,
+                                stdout=log, stderr=log, env=env, cwd=tmp)
+    srv = Server(host="127.0.0.1", port=port, direct_port=direct, domain="localhost",
+                 ca=str(tmp / "cert.pem"), external=False, proc=proc, log_path=log_path)
+    try:
+        _wait_listening(srv, port)
+        _wait_listening(srv, direct)
+    except BaseException:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        raise
+    yield srv
+    _stop(srv)
+
+
+@pytest.fixture(autouse=True)
+def server_survives(server):
+    """Every test also checks that the server process is still alive after it."""
+    yield
+    if server.proc is not None and server.proc.poll() is not None:
+        pytest.fail("kurierd died during this test (exit status %d); log tail:\n%s"
+                    % (server.proc.returncode, server.log_tail()), pytrace=False)

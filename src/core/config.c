@@ -107,6 +107,14 @@ static const kr_cfg_key kr_cfg_keys[] = {
     KR_CFG_NUM("limits.idle_timeout_s", limits.idle_timeout_s, 10, 86400, "600"),
     KR_CFG_NUM("limits.max_send_queue_bytes", limits.max_send_queue_bytes, 65536, 268435456,
                "1048576"),
+    KR_CFG_NUM("roster.max_items", roster.max_items, 1, 100000, "1000"),
+    KR_CFG_FLAG("offline.enabled", offline.enabled, "true"),
+    KR_CFG_NUM("offline.max_messages", offline.max_messages, 1, 100000, "500"),
+    KR_CFG_NUM("services.vcard_max_bytes", services.vcard_max_bytes, 1024, 16777216, "65536"),
+    KR_CFG_NUM("services.private_max_bytes", services.private_max_bytes, 1024, 16777216, "65536"),
+    KR_CFG_FLAG("services.version_show_os", services.version_show_os, "false"),
+    KR_CFG_FLAG("registration.enabled", registration.enabled, "false"),
+    KR_CFG_NUM("registration.per_ip_per_hour", registration.per_ip_per_hour, 1, 10000, "5"),
 };
 
 #define KR_CFG_KEY_COUNT (sizeof(kr_cfg_keys) / sizeof(kr_cfg_keys[0]))

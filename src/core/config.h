@@ -63,6 +63,26 @@ typedef struct kr_config {
         unsigned idle_timeout_s; /* close a silent authenticated stream; default 600 */
         size_t max_send_queue_bytes; /* per connection; default 1048576 */
     } limits;
+
+    struct {
+        unsigned max_items; /* roster items per account (RFC 6121 §2); default 1000 */
+    } roster;
+
+    struct {
+        bool enabled;          /* store messages for offline accounts (XEP-0160); default true */
+        unsigned max_messages; /* per account; more bounce with resource-constraint; default 500 */
+    } offline;
+
+    struct {
+        size_t vcard_max_bytes;   /* XEP-0054 vCard size; default 65536 */
+        size_t private_max_bytes; /* XEP-0049 private XML per account; default 65536 */
+        bool version_show_os;     /* XEP-0092 <os/>; default false */
+    } services;
+
+    struct {
+        bool enabled;           /* in-band registration of new accounts (XEP-0077); default false */
+        unsigned per_ip_per_hour; /* new accounts per IP address per hour; default 5 */
+    } registration;
 } kr_config;
 
 /**

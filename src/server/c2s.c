@@ -30,6 +30,7 @@
 #include "server/conn.h"
 #include "server/modules.h"
 #include "server/router.h"
+#include "server/session.h"
 #include "server/sessions.h"
 #include "server/stanza.h"
 #include "server/storage_thread.h"
@@ -42,6 +43,7 @@
 typedef enum kr_sasl_mech { KR_MECH_NONE, KR_MECH_SCRAM, KR_MECH_PLAIN } kr_sasl_mech;
 
 typedef struct kr_c2s {
+    kr_session sess; /* first: kr_session_send() finds the stream from it */
     kr_conn *conn;
     kr_server *srv;
     kr_xml_parser *parser;
@@ -608,6 +610,9 @@ static void kr_c2s_bind(kr_c2s *c, kr_arena *a, const char *id, const kr_xml_nod
         kr_worker_post(&c->srv->workers[old.worker], kr_c2s_kick, NULL, old.conn_id);
     }
     c->bound = true;
+    c->sess = (kr_session){.bare = c->bare, .full = c->full, .resource = c->resource,
+                           .domain = c->domain, .peer_ip = c->conn->peer_ip, .worker = w,
+                           .conn_id = c->conn->id};
     snprintf(c->conn->log_ctx, sizeof(c->conn->log_ctx), "c2s#%llu w%u %s",
              (unsigned long long)c->conn->id, w->index, c->full);
     kr_buf inner = KR_BUF_INIT;
@@ -618,6 +623,7 @@ static void kr_c2s_bind(kr_c2s *c, kr_arena *a, const char *id, const kr_xml_nod
     kr_buf_clear(&inner);
     c->last_read = kr_c2s_now(c);
     kr_conn_timer_set(c->conn, (uint64_t)c->srv->cfg->limits.idle_timeout_s * 1000);
+    kr_modules_session_event(c->srv, &c->sess, KR_SESSION_BOUND);
 }
 
 static bool kr_c2s_is_stanza(const kr_xml_node *e)
@@ -677,14 +683,31 @@ static int kr_c2s_priority(kr_arena *a, const kr_xml_node *presence)
     return (int)v;
 }
 
-static void kr_c2s_track_presence(kr_c2s *c, kr_stanza *st)
+/* Broadcast presence (no 'to') changes the session's availability (RFC 6121 §4.2, §4.5);
+ * the directory keeps the stanza itself for answering probes (§4.3.2). Returns the session
+ * event to report once the stanza has been routed, or -1. */
+static int kr_c2s_track_presence(kr_c2s *c, kr_stanza *st)
 {
     if (!(st->type & (KR_TYPE_NONE | KR_TYPE_UNAVAILABLE)))
-        return;
+        return -1;
+    bool was = c->available;
     c->available = st->type == KR_TYPE_NONE;
     c->priority = c->available ? kr_c2s_priority(st->arena, st->elem) : 0;
+    c->sess.available = c->available;
+    c->sess.priority = c->priority;
+    kr_rbuf *last = NULL;
+    if (c->available) {
+        kr_buf b = KR_BUF_INIT;
+        kr_xml_serialize(&b, st->elem, KR_NS_CLIENT);
+        last = kr_rbuf_from_buf(&b);
+    }
     kr_sessions_set_presence(c->srv->sessions, c->bare, c->resource, c->conn->id, c->available,
-                             c->priority);
+                             c->priority, last);
+    if (c->available && !was)
+        return KR_SESSION_AVAILABLE;
+    if (!c->available && was)
+        return KR_SESSION_UNAVAILABLE;
+    return -1;
 }
 
 static void kr_c2s_stage_stanza(kr_c2s *c, kr_xml_node *e, kr_arena *a)
@@ -711,9 +734,12 @@ static void kr_c2s_stage_stanza(kr_c2s *c, kr_xml_node *e, kr_arena *a)
         }
         return;
     }
+    int ev = -1;
     if (st.kind == KR_STANZA_PRESENCE && st.to_absent)
-        kr_c2s_track_presence(c, &st);
-    kr_router_route(c->srv, w, &st);
+        ev = kr_c2s_track_presence(c, &st);
+    kr_router_route(c->srv, w, &st, &c->sess);
+    if (ev >= 0 && !c->conn->closing)
+        kr_modules_session_event(c->srv, &c->sess, (kr_session_event)ev);
 }
 
 static void kr_c2s_element(void *ud, kr_xml_node *e, kr_arena *a)
@@ -821,12 +847,16 @@ static void kr_c2s_on_close(kr_conn *conn)
         kr_xml_node *p = kr_xml_elem_new(a, KR_NS_CLIENT, "presence");
         kr_xml_attr_set(a, p, "type", "unavailable");
         kr_xml_attr_set(a, p, "from", c->full);
-        kr_sessions_set_presence(c->srv->sessions, c->bare, c->resource, conn->id, false, 0);
+        kr_sessions_set_presence(c->srv->sessions, c->bare, c->resource, conn->id, false, 0,
+                                 NULL);
+        c->available = c->sess.available = false;
         kr_stanza st;
         if (!kr_stanza_decode(&st, p, a, kr_c2s_served, c->srv))
-            kr_router_route(c->srv, conn->worker, &st);
+            kr_router_route(c->srv, conn->worker, &st, &c->sess);
         kr_arena_free(a);
+        kr_modules_session_event(c->srv, &c->sess, KR_SESSION_UNAVAILABLE);
     }
+    kr_modules_session_event(c->srv, &c->sess, KR_SESSION_CLOSED);
     kr_sessions_unbind(c->srv->sessions, c->bare, c->resource, conn->id);
     KR_LOG(KR_LOG_INFO, conn->log_ctx, "session ended");
 }
@@ -875,6 +905,20 @@ void kr_c2s_on_connection(uv_stream_t *listener, int status)
     uint64_t timeout = (uint64_t)srv->cfg->limits.auth_timeout_s * 1000;
     c->auth_deadline = kr_c2s_now(c) + timeout;
     kr_conn_timer_set(conn, timeout);
+}
+
+void kr_session_send(kr_session *s, const char *data, size_t len)
+{
+    kr_c2s *c = (kr_c2s *)s; /* sess is the first member */
+    kr_conn_send(c->conn, data, len);
+}
+
+void kr_session_send_elem(kr_session *s, const kr_xml_node *e)
+{
+    kr_buf b = KR_BUF_INIT;
+    kr_xml_serialize(&b, e, KR_NS_CLIENT);
+    kr_session_send(s, b.data, b.len);
+    kr_buf_clear(&b);
 }
 
 void kr_c2s_deliver(kr_worker *w, uint64_t conn_id, kr_rbuf *buf)

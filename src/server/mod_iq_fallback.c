@@ -18,7 +18,8 @@ static kr_verdict kr_iq_fallback_handle(kr_handler_ctx *ctx)
 }
 
 static const kr_handler_spec kr_iq_fallback_handlers[] = {
-    {KR_STANZA_IQ, KR_TYPE_GET | KR_TYPE_SET, KR_ADDR_HOST | KR_ADDR_BARE, NULL, NULL, INT_MIN,
+    {KR_PHASE_IN, KR_STANZA_IQ, KR_TYPE_GET | KR_TYPE_SET,
+     KR_ADDR_HOST | KR_ADDR_BARE | KR_ADDR_SELF, NULL, NULL, INT_MIN,
      kr_iq_fallback_handle},
 };
 

@@ -16,7 +16,7 @@ static kr_verdict kr_ping_handle(kr_handler_ctx *ctx)
 }
 
 static const kr_handler_spec kr_ping_handlers[] = {
-    {KR_STANZA_IQ, KR_TYPE_GET, KR_ADDR_HOST, KR_NS_PING, "ping", 0, kr_ping_handle},
+    {KR_PHASE_IN, KR_STANZA_IQ, KR_TYPE_GET, KR_ADDR_HOST, KR_NS_PING, "ping", 0, kr_ping_handle},
 };
 
 static const char *const kr_ping_features[] = {KR_NS_PING, NULL};

@@ -16,11 +16,22 @@
 
 extern const kr_module_def kr_mod_ping;
 extern const kr_module_def kr_mod_iq_fallback;
+extern const kr_module_def kr_mod_roster;
+extern const kr_module_def kr_mod_presence;
+extern const kr_module_def kr_mod_offline;
+extern const kr_module_def kr_mod_disco;
+extern const kr_module_def kr_mod_version;
+extern const kr_module_def kr_mod_time;
+extern const kr_module_def kr_mod_vcard;
+extern const kr_module_def kr_mod_private;
+extern const kr_module_def kr_mod_blocking;
+extern const kr_module_def kr_mod_register;
 
 /* The built-in modules, in no particular order (priorities decide). */
 static const kr_module_def *const kr_module_list[] = {
-    &kr_mod_ping,
-    &kr_mod_iq_fallback,
+    &kr_mod_ping,    &kr_mod_iq_fallback, &kr_mod_roster,  &kr_mod_presence,
+    &kr_mod_offline, &kr_mod_disco,       &kr_mod_version, &kr_mod_time,
+    &kr_mod_vcard,   &kr_mod_private,     &kr_mod_blocking, &kr_mod_register,
 };
 
 #define KR_MODULE_COUNT (sizeof(kr_module_list) / sizeof(kr_module_list[0]))
@@ -104,9 +115,10 @@ void kr_modules_stop(kr_server *srv)
     srv->modules = NULL;
 }
 
-static bool kr_spec_matches(const kr_handler_spec *s, const kr_stanza *st)
+static bool kr_spec_matches(const kr_handler_spec *s, const kr_stanza *st, kr_phase phase)
 {
-    return (s->kinds & st->kind) && (s->types & st->type) && (s->addressing & st->addressing);
+    return (s->phases & phase) && (s->kinds & st->kind) && (s->types & st->type) &&
+           (s->addressing & st->addressing);
 }
 
 /* Look up the specs for the payload: exact element first, then namespace-wide. The key is
@@ -123,19 +135,20 @@ static const kr_spec_list *kr_modules_lookup(kr_modules *m, const kr_xml_node *p
     return kr_strmap_get(&m->by_payload, key);
 }
 
-kr_verdict kr_modules_dispatch(kr_server *srv, kr_worker *w, kr_stanza *st)
+kr_verdict kr_modules_dispatch(kr_server *srv, kr_worker *w, kr_stanza *st, kr_session *origin,
+                               kr_phase phase)
 {
     kr_modules *m = srv->modules;
     const kr_spec_list *lists[3] = {kr_modules_lookup(m, st->payload, false),
                                     kr_modules_lookup(m, st->payload, true), &m->catch_all};
     size_t pos[3] = {0, 0, 0};
-    kr_handler_ctx ctx = {srv, w, st};
+    kr_handler_ctx ctx = {srv, w, st, origin, phase};
     /* Merge the three priority-sorted lists. */
     for (;;) {
         int best = -1;
         for (int i = 0; i < 3; i++) {
             const kr_spec_list *l = lists[i];
-            while (l && pos[i] < l->count && !kr_spec_matches(l->items[pos[i]], st))
+            while (l && pos[i] < l->count && !kr_spec_matches(l->items[pos[i]], st, phase))
                 pos[i]++;
             if (!l || pos[i] >= l->count)
                 continue;
@@ -148,6 +161,13 @@ kr_verdict kr_modules_dispatch(kr_server *srv, kr_worker *w, kr_stanza *st)
         if (s->fn(&ctx) == KR_HANDLED)
             return KR_HANDLED;
     }
+}
+
+void kr_modules_session_event(kr_server *srv, kr_session *s, kr_session_event ev)
+{
+    for (size_t i = 0; i < KR_MODULE_COUNT; i++)
+        if (kr_module_list[i]->session_event)
+            kr_module_list[i]->session_event(srv, s, ev);
 }
 
 void kr_modules_stream_features(kr_server *srv, kr_buf *out)

@@ -8,6 +8,14 @@
  * keyed by payload (namespace, element), so dispatch builds no strings.
  * Handlers run on the worker that received the stanza; they borrow the
  * stanza (the dispatcher frees its arena) and answer through the router.
+ * Two phases, as in Prosody's pre-/post- events:
+ *   KR_PHASE_OUT  a stanza from a local client session, before routing
+ *                 (ctx->origin is that session): e.g. presence broadcast,
+ *                 outbound subscriptions, blocking of outgoing stanzas;
+ *   KR_PHASE_IN   a stanza arriving for one of our domains or accounts,
+ *                 before the default delivery rules of RFC 6121 §8.5:
+ *                 e.g. roster queries, inbound subscriptions, offline storage.
+ * Sessions report their lifecycle to every module's session_event hook.
  * To add a feature: write src/server/mod_<name>.c and add it to
  * kr_module_list in modules.c.
  */
@@ -18,20 +26,27 @@
 
 #include "core/buf.h"
 #include "server/server.h"
+#include "server/session.h"
 #include "server/stanza.h"
 
 typedef enum kr_verdict { KR_PASS = 0, KR_HANDLED = 1 } kr_verdict;
 
-/** What a handler gets: the server, the worker it runs on, and the decoded stanza. */
+typedef enum kr_phase { KR_PHASE_IN = 1 << 0, KR_PHASE_OUT = 1 << 1 } kr_phase;
+
+/** What a handler gets: the server, the worker it runs on, the decoded stanza, and the local
+ * session it came from (NULL for stanzas the server made, or from other servers later). */
 typedef struct kr_handler_ctx {
     kr_server *srv;
     kr_worker *worker;
     kr_stanza *st;
+    kr_session *origin;
+    kr_phase phase;
 } kr_handler_ctx;
 
 typedef kr_verdict (*kr_handler_fn)(kr_handler_ctx *ctx);
 
 typedef struct kr_handler_spec {
+    unsigned phases;     /* kr_phase bits */
     unsigned kinds;      /* kr_stanza_kind bits */
     unsigned types;      /* kr_stanza_type bits */
     unsigned addressing; /* kr_addressing bits */
@@ -52,14 +67,19 @@ typedef struct kr_module_def {
     kr_stream_features_fn stream_features;
     int (*init)(kr_server *srv);
     void (*fini)(kr_server *srv);
+    /* Session lifecycle, on the session's worker. */
+    void (*session_event)(kr_server *srv, kr_session *s, kr_session_event ev);
 } kr_module_def;
 
 /** Compile the table from the built-in module list and run each init. 0 or an error. */
 int kr_modules_start(kr_server *srv);
 void kr_modules_stop(kr_server *srv);
 
-/** Run the handlers matching st in priority order until one returns KR_HANDLED. */
-kr_verdict kr_modules_dispatch(kr_server *srv, kr_worker *w, kr_stanza *st);
+/** Run the handlers of `phase` matching st in priority order until one returns KR_HANDLED. */
+kr_verdict kr_modules_dispatch(kr_server *srv, kr_worker *w, kr_stanza *st, kr_session *origin,
+                               kr_phase phase);
+/** Tell every module about a session event. */
+void kr_modules_session_event(kr_server *srv, kr_session *s, kr_session_event ev);
 /** Append every module's post-authentication stream features. */
 void kr_modules_stream_features(kr_server *srv, kr_buf *out);
 /** Call fn for each disco feature of each module (for the disco module, later). */

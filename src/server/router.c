@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "server/c2s.h"
 #include "server/modules.h"
+#include "server/session.h"
 #include "xml/serialize.h"
 
 #define KR_ROUTER_MAX_RESOURCES 64
@@ -125,6 +126,13 @@ static void kr_router_presence_bare(kr_server *srv, kr_worker *w, kr_stanza *st,
         kr_rbuf_unref(buf);
 }
 
+bool kr_router_has_available(kr_server *srv, const char *bare)
+{
+    kr_session_ref avail[KR_ROUTER_MAX_RESOURCES];
+    int best;
+    return kr_router_available(srv, bare, avail, &best) > 0;
+}
+
 static void kr_router_to_bare(kr_server *srv, kr_worker *w, kr_stanza *st)
 {
     const char *bare = kr_jid_format_bare(st->arena, &st->to);
@@ -136,8 +144,9 @@ static void kr_router_to_bare(kr_server *srv, kr_worker *w, kr_stanza *st)
         kr_router_presence_bare(srv, w, st, bare);
         break;
     case KR_STANZA_IQ:
-        /* RFC 6121 §8.5.2.1.3: the server answers iqs to a bare JID on the account's behalf. */
-        if (kr_modules_dispatch(srv, w, st) == KR_PASS && (st->type & (KR_TYPE_GET | KR_TYPE_SET)))
+        /* RFC 6121 §8.5.2.1.3: the server answers iqs to a bare JID on the account's behalf;
+         * the modules had their turn, so nobody handles this one. */
+        if (st->type & (KR_TYPE_GET | KR_TYPE_SET))
             kr_router_bounce(srv, w, st, "service-unavailable", NULL);
         break;
     }
@@ -179,7 +188,8 @@ static void kr_router_presence_broadcast(kr_server *srv, kr_worker *w, kr_stanza
     kr_router_presence_bare(srv, w, st, kr_jid_format_bare(st->arena, &st->from));
 }
 
-void kr_router_route(kr_server *srv, kr_worker *w, kr_stanza *st)
+/* Where a stanza goes after the modules of the destination had their turn. */
+static void kr_router_default(kr_server *srv, kr_worker *w, kr_stanza *st)
 {
     if (st->kind == KR_STANZA_PRESENCE && st->to_absent) {
         kr_router_presence_broadcast(srv, w, st);
@@ -191,17 +201,27 @@ void kr_router_route(kr_server *srv, kr_worker *w, kr_stanza *st)
                          "Federation with other servers is not enabled");
         break;
     case KR_ADDR_HOST:
-        if (kr_modules_dispatch(srv, w, st) == KR_PASS && st->kind == KR_STANZA_IQ &&
-            (st->type & (KR_TYPE_GET | KR_TYPE_SET)))
+        if (st->kind == KR_STANZA_IQ && (st->type & (KR_TYPE_GET | KR_TYPE_SET)))
             kr_router_bounce(srv, w, st, "service-unavailable", NULL);
         break;
     case KR_ADDR_BARE:
+    case KR_ADDR_SELF:
         kr_router_to_bare(srv, w, st);
         break;
     case KR_ADDR_FULL:
         kr_router_to_full(srv, w, st);
         break;
     }
+}
+
+void kr_router_route(kr_server *srv, kr_worker *w, kr_stanza *st, kr_session *origin)
+{
+    if (origin && kr_modules_dispatch(srv, w, st, origin, KR_PHASE_OUT) == KR_HANDLED)
+        return;
+    if (st->addressing != KR_ADDR_REMOTE &&
+        kr_modules_dispatch(srv, w, st, origin, KR_PHASE_IN) == KR_HANDLED)
+        return;
+    kr_router_default(srv, w, st);
 }
 
 static bool kr_router_served(void *ud, const char *domain)
@@ -221,6 +241,6 @@ void kr_router_send(kr_server *srv, kr_worker *w, kr_xml_node *elem, kr_arena *a
             kr_router_deliver_one(srv, w, &ref, elem);
         return;
     }
-    if (st.addressing == KR_ADDR_BARE && st.kind != KR_STANZA_IQ)
+    if ((st.addressing & (KR_ADDR_BARE | KR_ADDR_SELF)) && st.kind != KR_STANZA_IQ)
         kr_router_to_bare(srv, w, &st);
 }

@@ -11,13 +11,24 @@
 #ifndef KR_SERVER_ROUTER_H
 #define KR_SERVER_ROUTER_H
 
+#include <stdbool.h>
+
 #include "core/buf.h"
 #include "server/server.h"
 #include "server/sessions.h"
 #include "server/stanza.h"
 
-/** Route a decoded stanza (its 'from' stamped and trusted). Borrows st. Runs on worker w. */
-void kr_router_route(kr_server *srv, kr_worker *w, kr_stanza *st);
+typedef struct kr_session kr_session;
+
+/**
+ * Route a decoded stanza (its 'from' stamped and trusted). Borrows st. Runs on worker w.
+ * origin: the local session that sent it (its modules' KR_PHASE_OUT handlers run first), or
+ * NULL for stanzas the server or a module makes on someone's behalf (only KR_PHASE_IN runs).
+ */
+void kr_router_route(kr_server *srv, kr_worker *w, kr_stanza *st, kr_session *origin);
+
+/** True when the account has a resource that is available with non-negative priority. */
+bool kr_router_has_available(kr_server *srv, const char *bare);
 
 /** Send a stanza the server built (an iq result, an error) to its 'to' address. Borrows
  * elem and arena. */

@@ -17,6 +17,7 @@
 typedef struct kr_resource {
     char *name;
     kr_session_ref ref;
+    kr_rbuf *presence; /* last broadcast presence, or NULL */
 } kr_resource;
 
 typedef struct kr_account_sessions {
@@ -46,8 +47,10 @@ kr_sessions *kr_sessions_new(void)
 
 static void kr_account_sessions_free(kr_account_sessions *a)
 {
-    for (size_t i = 0; i < a->count; i++)
+    for (size_t i = 0; i < a->count; i++) {
         free(a->items[i].name);
+        kr_rbuf_unref(a->items[i].presence);
+    }
     free(a->items);
     free(a);
 }
@@ -104,9 +107,12 @@ bool kr_sessions_bind(kr_sessions *s, const char *bare, const char *resource, un
         }
         r = &a->items[a->count++];
         r->name = kr_xstrdup(resource);
+        r->presence = NULL;
         sh->resources++;
     }
-    r->ref = (kr_session_ref){worker, conn_id, 0, false};
+    r->ref = (kr_session_ref){worker, conn_id, 0, false, 0};
+    kr_rbuf_unref(r->presence);
+    r->presence = NULL;
     pthread_mutex_unlock(&sh->lock);
     return was;
 }
@@ -118,6 +124,7 @@ void kr_sessions_unbind(kr_sessions *s, const char *bare, const char *resource, 
     kr_resource *r = kr_account_find(a, resource);
     if (r && r->ref.conn_id == conn_id) {
         free(r->name);
+        kr_rbuf_unref(r->presence);
         *r = a->items[--a->count];
         sh->resources--;
         if (a->count == 0) {
@@ -130,15 +137,42 @@ void kr_sessions_unbind(kr_sessions *s, const char *bare, const char *resource, 
 }
 
 void kr_sessions_set_presence(kr_sessions *s, const char *bare, const char *resource,
-                              uint64_t conn_id, bool available, int priority)
+                              uint64_t conn_id, bool available, int priority, kr_rbuf *presence)
 {
+    kr_rbuf *old = presence; /* dropped if the resource is gone */
     kr_sessions_shard *sh = kr_sessions_shard_lock(s, bare);
     kr_resource *r = kr_account_find(kr_strmap_get(&sh->accounts, bare), resource);
     if (r && r->ref.conn_id == conn_id) {
         r->ref.available = available;
         r->ref.priority = priority;
+        old = r->presence;
+        r->presence = presence; /* the caller's reference moves in */
     }
     pthread_mutex_unlock(&sh->lock);
+    if (old)
+        kr_rbuf_unref(old); /* outside the lock: freeing may take time */
+}
+
+void kr_sessions_set_flags(kr_sessions *s, const char *bare, const char *resource,
+                           uint64_t conn_id, unsigned set, unsigned clear)
+{
+    kr_sessions_shard *sh = kr_sessions_shard_lock(s, bare);
+    kr_resource *r = kr_account_find(kr_strmap_get(&sh->accounts, bare), resource);
+    if (r && r->ref.conn_id == conn_id)
+        r->ref.flags = (r->ref.flags | set) & ~clear;
+    pthread_mutex_unlock(&sh->lock);
+}
+
+size_t kr_sessions_presences(kr_sessions *s, const char *bare, kr_rbuf **out, size_t max)
+{
+    size_t n = 0;
+    kr_sessions_shard *sh = kr_sessions_shard_lock(s, bare);
+    kr_account_sessions *a = kr_strmap_get(&sh->accounts, bare);
+    for (size_t i = 0; a && i < a->count && n < max; i++)
+        if (a->items[i].ref.available && a->items[i].presence)
+            out[n++] = kr_rbuf_ref(a->items[i].presence);
+    pthread_mutex_unlock(&sh->lock);
+    return n;
 }
 
 bool kr_sessions_find(kr_sessions *s, const char *bare, const char *resource, kr_session_ref *out)

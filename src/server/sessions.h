@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/buf.h"
 #include "xmpp/jid.h"
 
 typedef struct kr_sessions kr_sessions;
@@ -24,6 +25,7 @@ typedef struct kr_session_ref {
     uint64_t conn_id;
     int priority;
     bool available;
+    unsigned flags; /* KR_SESSION_* of session.h */
 } kr_session_ref;
 
 kr_sessions *kr_sessions_new(void);
@@ -38,9 +40,16 @@ bool kr_sessions_bind(kr_sessions *s, const char *bare, const char *resource, un
                       uint64_t conn_id, kr_session_ref *replaced);
 /** Remove the binding if it still belongs to conn_id. */
 void kr_sessions_unbind(kr_sessions *s, const char *bare, const char *resource, uint64_t conn_id);
-/** Record availability and priority (RFC 6121 §4.7.2.3) for a bound resource. */
+/** Record availability, priority (RFC 6121 §4.7.2.3) and the last broadcast presence (for
+ * answering probes; reference taken, may be NULL) of a bound resource. */
 void kr_sessions_set_presence(kr_sessions *s, const char *bare, const char *resource,
-                              uint64_t conn_id, bool available, int priority);
+                              uint64_t conn_id, bool available, int priority, kr_rbuf *presence);
+/** Set and clear KR_SESSION_* flags of a bound resource. */
+void kr_sessions_set_flags(kr_sessions *s, const char *bare, const char *resource,
+                           uint64_t conn_id, unsigned set, unsigned clear);
+/** The last broadcast presence of each available resource (up to max, each a new reference the
+ * caller unrefs); returns how many were stored in out. */
+size_t kr_sessions_presences(kr_sessions *s, const char *bare, kr_rbuf **out, size_t max);
 /** Look up one full JID. */
 bool kr_sessions_find(kr_sessions *s, const char *bare, const char *resource,
                       kr_session_ref *out);

@@ -84,6 +84,9 @@ const char *kr_stanza_decode(kr_stanza *st, kr_xml_node *elem, kr_arena *arena,
         st->addressing = KR_ADDR_REMOTE;
     else if (!st->to.local)
         st->addressing = KR_ADDR_HOST;
+    else if (!st->to.resource && st->from.local && strcmp(st->to.local, st->from.local) == 0 &&
+             strcmp(st->to.domain, st->from.domain) == 0)
+        st->addressing = KR_ADDR_SELF;
     else if (!st->to.resource)
         st->addressing = KR_ADDR_BARE;
     else

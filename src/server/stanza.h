@@ -58,6 +58,7 @@ typedef enum kr_addressing {
     KR_ADDR_BARE = 1 << 1,   /* to local@ourdomain */
     KR_ADDR_FULL = 1 << 2,   /* to local@ourdomain/resource */
     KR_ADDR_REMOTE = 1 << 3, /* to another domain */
+    KR_ADDR_SELF = 1 << 4,   /* no 'to', or 'to' the sender's own bare JID (RFC 6120 §10.3) */
 } kr_addressing;
 
 typedef struct kr_stanza {

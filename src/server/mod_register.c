@@ -1,0 +1,7 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later
+ *
+ * Placeholder for the register module (being written).
+ */
+#include "server/modules.h"
+
+const kr_module_def kr_mod_register = {.name = "register"};

@@ -76,6 +76,8 @@ typedef struct kr_c2s {
 } kr_c2s;
 
 static const kr_conn_ops kr_c2s_ops;
+static void kr_c2s_iq_error(kr_c2s *c, const char *id, const char *condition);
+static bool kr_c2s_served(void *ud, const char *domain);
 
 static uint64_t kr_c2s_now(kr_c2s *c)
 {
@@ -163,10 +165,11 @@ static void kr_c2s_write_features(kr_c2s *c, kr_buf *b)
         kr_buf_puts(b, "<starttls xmlns='" KR_NS_TLS "'><required/></starttls>");
     } else if (!c->authed) {
         kr_c2s_features_sasl(c, b);
+        kr_modules_stream_features(c->srv, false, b);
     } else {
         kr_buf_puts(b, "<bind xmlns='" KR_NS_BIND "'/>"
                        "<session xmlns='" KR_NS_SESSION "'><optional/></session>");
-        kr_modules_stream_features(c->srv, b);
+        kr_modules_stream_features(c->srv, true, b);
     }
     kr_buf_puts(b, "</stream:features>");
 }
@@ -216,8 +219,10 @@ static void kr_c2s_stream_open(void *ud, const kr_xml_stream_header *hdr)
         kr_c2s_stream_error(c, "host-unknown", "The domain changed on stream restart");
         return;
     }
-    if (!c->domain)
+    if (!c->domain) {
         c->domain = kr_xstrdup(domain);
+        c->sess.domain = c->domain;
+    }
     kr_arena_free(a);
     if (!kr_c2s_version_ok(kr_xml_attr_get(e, "version"))) {
         kr_c2s_stream_error(c, "unsupported-version", "XMPP 1.0 streams are required");
@@ -505,8 +510,28 @@ static void kr_c2s_sasl_auth(kr_c2s *c, kr_arena *a, const kr_xml_node *e)
     kr_c2s_sasl_data(c, a, e);
 }
 
-static void kr_c2s_stage_sasl(kr_c2s *c, kr_arena *a, const kr_xml_node *e)
+/* An iq before authentication goes to the modules' KR_PHASE_PREAUTH handlers (in-band
+ * registration); anything they do not take is refused, and the stream stays usable. */
+static void kr_c2s_preauth_iq(kr_c2s *c, kr_xml_node *e, kr_arena *a)
 {
+    kr_stanza st;
+    kr_xml_attr_set(a, e, "from", NULL);
+    kr_xml_attr_set(a, e, "to", c->domain); /* addressed to the server: KR_ADDR_HOST */
+    const char *bad = kr_stanza_decode(&st, e, a, kr_c2s_served, c->srv);
+    if (!bad && kr_modules_dispatch(c->srv, c->conn->worker, &st, &c->sess, KR_PHASE_PREAUTH) ==
+                    KR_HANDLED)
+        return;
+    const char *id = kr_xml_attr_get(e, "id");
+    if (id && (st.type & (KR_TYPE_GET | KR_TYPE_SET)))
+        kr_c2s_iq_error(c, id, "not-authorized");
+}
+
+static void kr_c2s_stage_sasl(kr_c2s *c, kr_arena *a, kr_xml_node *e)
+{
+    if (strcmp(e->ns, KR_NS_CLIENT) == 0 && strcmp(e->name, "iq") == 0) {
+        kr_c2s_preauth_iq(c, e, a);
+        return;
+    }
     if (strcmp(e->ns, KR_NS_SASL) != 0) {
         kr_c2s_stream_error(c, "not-authorized", "Authenticate before sending stanzas");
         return;
@@ -902,9 +927,18 @@ void kr_c2s_on_connection(uv_stream_t *listener, int status)
     kr_xml_parser_cbs cbs = {kr_c2s_stream_open, kr_c2s_element, kr_c2s_stream_close};
     c->parser = kr_xml_parser_new(&limits, &cbs, c);
     conn->proto = c;
+    c->sess.peer_ip = conn->peer_ip;
+    c->sess.worker = conn->worker;
+    c->sess.conn_id = conn->id;
     uint64_t timeout = (uint64_t)srv->cfg->limits.auth_timeout_s * 1000;
     c->auth_deadline = kr_c2s_now(c) + timeout;
     kr_conn_timer_set(conn, timeout);
+}
+
+kr_session *kr_session_find(kr_worker *w, uint64_t conn_id)
+{
+    kr_conn *conn = kr_conn_find(w, conn_id);
+    return conn && conn->proto ? &((kr_c2s *)conn->proto)->sess : NULL;
 }
 
 void kr_session_send(kr_session *s, const char *data, size_t len)

@@ -170,11 +170,11 @@ void kr_modules_session_event(kr_server *srv, kr_session *s, kr_session_event ev
             kr_module_list[i]->session_event(srv, s, ev);
 }
 
-void kr_modules_stream_features(kr_server *srv, kr_buf *out)
+void kr_modules_stream_features(kr_server *srv, bool authenticated, kr_buf *out)
 {
     for (size_t i = 0; i < KR_MODULE_COUNT; i++)
         if (kr_module_list[i]->stream_features)
-            kr_module_list[i]->stream_features(srv, out);
+            kr_module_list[i]->stream_features(srv, authenticated, out);
 }
 
 void kr_modules_disco_features(kr_server *srv, void (*fn)(void *ud, const char *feature),

@@ -31,7 +31,13 @@
 
 typedef enum kr_verdict { KR_PASS = 0, KR_HANDLED = 1 } kr_verdict;
 
-typedef enum kr_phase { KR_PHASE_IN = 1 << 0, KR_PHASE_OUT = 1 << 1 } kr_phase;
+typedef enum kr_phase {
+    KR_PHASE_IN = 1 << 0,
+    KR_PHASE_OUT = 1 << 1,
+    KR_PHASE_PREAUTH = 1 << 2, /* an iq on a TLS stream before SASL (XEP-0077 registration):
+                                * no 'from', 'to' = the stream's domain (KR_ADDR_HOST),
+                                * origin->bare is NULL; reply with kr_session_send() */
+} kr_phase;
 
 /** What a handler gets: the server, the worker it runs on, the decoded stanza, and the local
  * session it came from (NULL for stanzas the server made, or from other servers later). */
@@ -56,8 +62,9 @@ typedef struct kr_handler_spec {
     kr_handler_fn fn;
 } kr_handler_spec;
 
-/** Stream features a module adds after authentication (appended inside <stream:features>). */
-typedef void (*kr_stream_features_fn)(kr_server *srv, kr_buf *out);
+/** Stream features a module adds (appended inside <stream:features>), before SASL
+ * (authenticated false: offered next to the mechanisms) or after it (next to bind). */
+typedef void (*kr_stream_features_fn)(kr_server *srv, bool authenticated, kr_buf *out);
 
 typedef struct kr_module_def {
     const char *name;
@@ -80,8 +87,8 @@ kr_verdict kr_modules_dispatch(kr_server *srv, kr_worker *w, kr_stanza *st, kr_s
                                kr_phase phase);
 /** Tell every module about a session event. */
 void kr_modules_session_event(kr_server *srv, kr_session *s, kr_session_event ev);
-/** Append every module's post-authentication stream features. */
-void kr_modules_stream_features(kr_server *srv, kr_buf *out);
+/** Append every module's stream features for the stage the stream is in. */
+void kr_modules_stream_features(kr_server *srv, bool authenticated, kr_buf *out);
 /** Call fn for each disco feature of each module (for the disco module, later). */
 void kr_modules_disco_features(kr_server *srv, void (*fn)(void *ud, const char *feature),
                                void *ud);

@@ -34,8 +34,8 @@ enum {
 };
 
 typedef struct kr_session {
-    const char *bare;     /* "local@domain" */
-    const char *full;     /* "local@domain/resource" */
+    const char *bare;     /* "local@domain"; NULL before authentication (KR_PHASE_PREAUTH) */
+    const char *full;     /* "local@domain/resource"; NULL before binding */
     const char *resource;
     const char *domain;
     const char *peer_ip;  /* for rate limits; never logged above debug */
@@ -53,6 +53,9 @@ typedef enum kr_session_event {
     KR_SESSION_CLOSED,      /* the stream is ending: release slots */
 } kr_session_event;
 
+/** The session of connection conn_id on worker w (for storage completions), or NULL when the
+ * connection has gone. Before binding only domain, peer_ip, worker and conn_id are set. */
+kr_session *kr_session_find(kr_worker *w, uint64_t conn_id);
 /** Queue bytes to the session's client (its worker only). */
 void kr_session_send(kr_session *s, const char *data, size_t len);
 /** Serialize an element in the jabber:client namespace and queue it. */

@@ -59,6 +59,35 @@ class Server:
     external: bool
     proc: Optional[subprocess.Popen] = None
     log_path: Optional[Path] = None
+    config_path: Optional[Path] = None
+    kurierd: Optional[Path] = None
+    kurierctl: Optional[Path] = None
+    workdir: Optional[Path] = None
+
+    def create_account(self, localpart: str, password: Optional[str] = None) -> str:
+        """Create an account with kurierctl (works while kurierd runs); returns its bare JID.
+        The password defaults to password_for(localpart)."""
+        if self.external:
+            pytest.skip("cannot create accounts on an external server")
+        res = subprocess.run(
+            [str(self.kurierctl), "-c", str(self.config_path), "adduser",
+             "%s@%s" % (localpart, self.domain)],
+            input=(password or password_for(localpart)) + "\n", text=True,
+            capture_output=True, timeout=60)
+        if res.returncode != 0:
+            pytest.fail("kurierctl adduser %s failed (exit %d): %s"
+                        % (localpart, res.returncode, res.stderr), pytrace=False)
+        return self.jid(localpart)
+
+    def restart(self, kill: bool = False) -> None:
+        """Stop kurierd (SIGTERM, or SIGKILL when kill) and start it again on the same
+        ports, data and log file. A clean stop must exit 0."""
+        if kill:
+            self.proc.kill()
+            self.proc.wait()
+        else:
+            _stop(self)
+        _launch(self)
 
     def password(self, localpart: str) -> str:
         return password_for(localpart)
@@ -150,14 +179,14 @@ def _write_config(tmp: Path, port: int, direct_port: int) -> Path:
     return cfg
 
 
-def _add_users(kurierctl: Path, cfg: Path) -> None:
+def _add_users(kurierctl: Path, cfg: Path, accounts=ACCOUNTS) -> None:
     def add(localpart: str):
         return localpart, subprocess.run(
             [str(kurierctl), "-c", str(cfg), "adduser", "%s@localhost" % localpart],
             input=password_for(localpart) + "\n", text=True, capture_output=True, timeout=60)
 
     with ThreadPoolExecutor(max_workers=8) as pool:
-        for localpart, res in pool.map(add, ACCOUNTS):
+        for localpart, res in pool.map(add, accounts):
             if res.returncode != 0:
                 pytest.fail("kurierctl adduser %s failed (exit %d):\n%s%s"
                             % (localpart, res.returncode, res.stdout, res.stderr),
@@ -213,6 +242,53 @@ def _stop(server: Server) -> None:
                     pytrace=False)
 
 
+def _launch(srv: Server) -> None:
+    env = dict(os.environ,
+               ASAN_OPTIONS="abort_on_error=0:detect_leaks=1",
+               UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
+    with open(srv.log_path, "ab") as log:
+        srv.proc = subprocess.Popen([str(srv.kurierd), "-c", str(srv.config_path)],
+                                    stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
+                                    cwd=srv.workdir)
+    try:
+        _wait_listening(srv, srv.port)
+        _wait_listening(srv, srv.direct_port)
+    except BaseException:
+        if srv.proc.poll() is None:
+            srv.proc.kill()
+            srv.proc.wait()
+        raise
+
+
+def start_server(tmp: Path, extra_config: str = "", accounts=None) -> Server:
+    """Start a kurierd of our own in tmp (a fresh directory): certificate, config (plus
+    extra_config, YAML appended at top level), accounts (default: ACCOUNTS), sanitizer
+    environment. Stop it with stop_server(). Tests that need special settings (small quotas,
+    registration on) or restarts use this instead of the shared `server` fixture."""
+    kurierd = _binary("KURIERD", "build-test/kurierd")
+    kurierctl = _binary("KURIERCTL", "build-test/kurierctl")
+    (tmp / "data").mkdir()
+    _make_certificate(tmp)
+    port, direct = _free_port(), _free_port()
+    while direct == port:
+        direct = _free_port()
+    cfg = _write_config(tmp, port, direct)
+    if extra_config:
+        with open(cfg, "a") as f:
+            f.write(extra_config.rstrip("\n") + "\n")
+    _add_users(kurierctl, cfg, ACCOUNTS if accounts is None else accounts)
+    srv = Server(host="127.0.0.1", port=port, direct_port=direct, domain="localhost",
+                 ca=str(tmp / "cert.pem"), external=False, log_path=tmp / "kurierd.log",
+                 config_path=cfg, kurierd=kurierd, kurierctl=kurierctl, workdir=tmp)
+    _launch(srv)
+    return srv
+
+
+def stop_server(srv: Server) -> None:
+    """SIGTERM; fails the test on a non-zero exit or a sanitizer report."""
+    _stop(srv)
+
+
 @pytest.fixture(scope="session")
 def server(request, tmp_path_factory):
     config = request.config
@@ -227,34 +303,7 @@ def server(request, tmp_path_factory):
                      ca=str(Path(ca).resolve()), external=True)
         return
 
-    kurierd = _binary("KURIERD", "build-test/kurierd")
-    kurierctl = _binary("KURIERCTL", "build-test/kurierctl")
-    tmp = tmp_path_factory.mktemp("kurier")
-    (tmp / "data").mkdir()
-    _make_certificate(tmp)
-    port, direct = _free_port(), _free_port()
-    while direct == port:
-        direct = _free_port()
-    cfg = _write_config(tmp, port, direct)
-    _add_users(kurierctl, cfg)
-
-    env = dict(os.environ,
-               ASAN_OPTIONS="abort_on_error=0:detect_leaks=1",
-               UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
-    log_path = tmp / "kurierd.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([str(kurierd), "-c", str(cfg)], stdin=subprocess.DEVNULL,
-                                stdout=log, stderr=log, env=env, cwd=tmp)
-    srv = Server(host="127.0.0.1", port=port, direct_port=direct, domain="localhost",
-                 ca=str(tmp / "cert.pem"), external=False, proc=proc, log_path=log_path)
-    try:
-        _wait_listening(srv, port)
-        _wait_listening(srv, direct)
-    except BaseException:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        raise
+    srv = start_server(tmp_path_factory.mktemp("kurier"))
     yield srv
     _stop(srv)
 

@@ -73,6 +73,7 @@ typedef struct kr_c2s {
     int priority;
     uint64_t auth_deadline;
     uint64_t last_read;
+    uint64_t ping_at; /* when the outstanding XEP-0199 ping was sent; 0 = none */
 } kr_c2s;
 
 static const kr_conn_ops kr_c2s_ops;
@@ -647,7 +648,7 @@ static void kr_c2s_bind(kr_c2s *c, kr_arena *a, const char *id, const kr_xml_nod
     kr_c2s_iq_reply(c, id, inner.data);
     kr_buf_clear(&inner);
     c->last_read = kr_c2s_now(c);
-    kr_conn_timer_set(c->conn, (uint64_t)c->srv->cfg->limits.idle_timeout_s * 1000);
+    kr_conn_timer_set(c->conn, (uint64_t)c->srv->cfg->limits.idle_timeout_s * 500);
     kr_modules_session_event(c->srv, &c->sess, KR_SESSION_BOUND);
 }
 
@@ -848,12 +849,29 @@ static void kr_c2s_on_timer(kr_conn *conn)
         kr_c2s_stream_error(c, "connection-timeout", "Authentication took too long");
         return;
     }
+    /* XEP-0199 §4.2: after half the idle time of silence, ping the client; any data it sends
+     * (its pong included) counts as activity. Silent for the whole idle time: gone. */
     uint64_t idle = (uint64_t)c->srv->cfg->limits.idle_timeout_s * 1000;
-    if (now - c->last_read >= idle) {
-        kr_c2s_stream_error(c, "connection-timeout", "No data received for too long");
+    uint64_t silent = now - c->last_read;
+    if (silent >= idle) {
+        kr_c2s_stream_error(c, "connection-timeout", "No answer to pings");
         return;
     }
-    kr_conn_timer_set(conn, idle - (now - c->last_read));
+    if (c->ping_at && c->last_read > c->ping_at)
+        c->ping_at = 0; /* the client spoke since: the ping is answered */
+    if (silent >= idle / 2 && !c->ping_at) {
+        kr_buf b = KR_BUF_INIT;
+        kr_buf_printf(&b, "<iq type='get' id='kr-ping-%llu' from='", (unsigned long long)now);
+        kr_xml_escape_attr(&b, c->domain, strlen(c->domain));
+        kr_buf_puts(&b, "' to='");
+        kr_xml_escape_attr(&b, c->full, strlen(c->full));
+        kr_buf_puts(&b, "'><ping xmlns='urn:xmpp:ping'/></iq>");
+        kr_c2s_send_buf(c, &b);
+        c->ping_at = now;
+        kr_conn_timer_set(conn, idle - silent);
+        return;
+    }
+    kr_conn_timer_set(conn, silent < idle / 2 ? idle / 2 - silent : idle - silent);
 }
 
 /* Closing: leave the session directory and tell the user's other resources (RFC 6121 §4.5.2). */

@@ -162,8 +162,13 @@ def _make_certificate(tmp: Path) -> None:
         check=True, capture_output=True, timeout=30)
 
 
-def _write_config(tmp: Path, port: int, direct_port: int) -> Path:
+DEFAULT_LIMITS = {"max_stanza_bytes": 262144, "max_depth": 64, "max_attributes": 64,
+                  "auth_timeout_s": 30, "idle_timeout_s": 600, "max_send_queue_bytes": 1048576}
+
+
+def _write_config(tmp: Path, port: int, direct_port: int, limits=None) -> Path:
     cfg = tmp / "kurierd.yml"
+    merged = dict(DEFAULT_LIMITS, **(limits or {}))
     cfg.write_text(
         "domains: [localhost]\n"
         "workers: 2\n"
@@ -173,9 +178,9 @@ def _write_config(tmp: Path, port: int, direct_port: int) -> Path:
         "c2s: {starttls: [\"127.0.0.1:%(port)d\"], direct_tls: [\"127.0.0.1:%(direct)d\"]}\n"
         "sasl: {plain: true, scram_iterations: 4096, max_failures: 3}\n"
         "storage: {driver: sqlite, sqlite_path: kurier.db}\n"
-        "limits: {max_stanza_bytes: 262144, max_depth: 64, max_attributes: 64, "
-        "auth_timeout_s: 30, idle_timeout_s: 600, max_send_queue_bytes: 1048576}\n"
-        % {"tmp": tmp, "port": port, "direct": direct_port})
+        "limits: {%(limits)s}\n"
+        % {"tmp": tmp, "port": port, "direct": direct_port,
+           "limits": ", ".join("%s: %d" % kv for kv in merged.items())})
     return cfg
 
 
@@ -260,9 +265,10 @@ def _launch(srv: Server) -> None:
         raise
 
 
-def start_server(tmp: Path, extra_config: str = "", accounts=None) -> Server:
+def start_server(tmp: Path, extra_config: str = "", accounts=None, limits=None) -> Server:
     """Start a kurierd of our own in tmp (a fresh directory): certificate, config (plus
-    extra_config, YAML appended at top level), accounts (default: ACCOUNTS), sanitizer
+    extra_config, YAML appended at top level; `limits` overrides entries of DEFAULT_LIMITS, as
+    the base config already has a limits section), accounts (default: ACCOUNTS), sanitizer
     environment. Stop it with stop_server(). Tests that need special settings (small quotas,
     registration on) or restarts use this instead of the shared `server` fixture."""
     kurierd = _binary("KURIERD", "build-test/kurierd")
@@ -272,7 +278,7 @@ def start_server(tmp: Path, extra_config: str = "", accounts=None) -> Server:
     port, direct = _free_port(), _free_port()
     while direct == port:
         direct = _free_port()
-    cfg = _write_config(tmp, port, direct)
+    cfg = _write_config(tmp, port, direct, limits)
     if extra_config:
         with open(cfg, "a") as f:
             f.write(extra_config.rstrip("\n") + "\n")

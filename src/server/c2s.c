@@ -857,7 +857,7 @@ static void kr_c2s_on_timer(kr_conn *conn)
         kr_c2s_stream_error(c, "connection-timeout", "No answer to pings");
         return;
     }
-    if (c->ping_at && c->last_read > c->ping_at)
+    if (c->ping_at && c->last_read >= c->ping_at) /* loop time has ms granularity */
         c->ping_at = 0; /* the client spoke since: the ping is answered */
     if (silent >= idle / 2 && !c->ping_at) {
         kr_buf b = KR_BUF_INIT;
@@ -987,6 +987,13 @@ void kr_c2s_kick(kr_worker *w, void *unused, uint64_t conn_id)
     kr_conn *conn = kr_conn_find(w, conn_id);
     if (conn && conn->proto)
         kr_c2s_stream_error(conn->proto, "conflict", "Replaced by a new session with the same resource");
+}
+
+void kr_c2s_end_session(kr_worker *w, void *cond, uint64_t conn_id)
+{
+    kr_conn *conn = kr_conn_find(w, conn_id);
+    if (conn && conn->proto)
+        kr_c2s_stream_error(conn->proto, cond, NULL);
 }
 
 static void kr_c2s_shutdown_conn(kr_conn *conn)

@@ -5,7 +5,8 @@
  * PLAIN, resource binding (§7), then stanza intake with 'from' stamped from
  * the session (§8.1.2.1) before anything is routed. Nothing but STARTTLS is
  * accepted before TLS. Runs on the connection's worker; the only entry points
- * from elsewhere are kr_c2s_deliver() and kr_c2s_kick(), both on that worker.
+ * from elsewhere are kr_c2s_deliver(), kr_c2s_kick() and kr_c2s_end_session(),
+ * all on that worker.
  */
 #ifndef KR_SERVER_C2S_H
 #define KR_SERVER_C2S_H
@@ -24,6 +25,10 @@ void kr_c2s_on_connection(uv_stream_t *listener, int status);
 void kr_c2s_deliver(kr_worker *w, uint64_t conn_id, kr_rbuf *buf);
 /** Close the session with a <conflict/> stream error (its resource was bound elsewhere). */
 void kr_c2s_kick(kr_worker *w, void *unused, uint64_t conn_id);
+/** Close the session with a stream error whose condition is `cond` (a static string, e.g.
+ * "not-authorized" after the account was removed, XEP-0077 §3.2). A kr_worker_fn: post it
+ * to the session's worker; nothing happens when the connection has gone. */
+void kr_c2s_end_session(kr_worker *w, void *cond, uint64_t conn_id);
 /** Worker shutdown: end every stream with <system-shutdown/>. */
 void kr_c2s_shutdown_worker(kr_worker *w);
 

@@ -29,7 +29,7 @@ static void kr_worker_stop_cb(kr_worker *w, void *arg, uint64_t u)
     uv_close((uv_handle_t *)&w->async, NULL);
 }
 
-static void kr_worker_drain(uv_async_t *h)
+static void kr_worker_async_cb(uv_async_t *h)
 {
     kr_worker *w = h->data;
     for (;;) {
@@ -85,7 +85,7 @@ void kr_worker_init(kr_worker *w, unsigned index)
         abort();
     }
     pthread_mutex_init(&w->lock, NULL);
-    uv_async_init(&w->loop, &w->async, kr_worker_drain);
+    uv_async_init(&w->loop, &w->async, kr_worker_async_cb);
     w->async.data = w;
     uv_check_init(&w->loop, &w->check);
     w->check.data = w;
@@ -133,16 +133,29 @@ void kr_worker_stop(kr_worker *w)
 void kr_worker_join(kr_worker *w)
 {
     pthread_join(w->thread, NULL);
+}
+
+size_t kr_worker_drain(kr_worker *w)
+{
+    size_t ran = 0;
+    /* Index, not pointer: an item may post more items and move the array. */
+    for (size_t i = 0; i < w->queue_len; i++) {
+        kr_worker_item it = w->queue[i];
+        if (it.fn != kr_worker_stop_cb) {
+            it.fn(w, it.arg, it.u);
+            ran++;
+        }
+    }
+    w->queue_len = 0;
+    return ran;
+}
+
+void kr_worker_free(kr_worker *w)
+{
     /* Let close callbacks of handles closed late run, then release the loop. */
     uv_run(&w->loop, UV_RUN_NOWAIT);
     if (uv_loop_close(&w->loop) != 0)
         fprintf(stderr, "kurierd: worker %u loop closed with open handles\n", w->index);
-    /* Items posted after the stop: run them here so they release what they hold
-     * (delivery items find no connection and drop their buffer). */
-    for (size_t i = 0; i < w->queue_len; i++)
-        if (w->queue[i].fn != kr_worker_stop_cb)
-            w->queue[i].fn(w, w->queue[i].arg, w->queue[i].u);
-    w->queue_len = 0;
     pthread_mutex_destroy(&w->lock);
     free(w->queue);
     free(w->spare);

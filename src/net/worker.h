@@ -55,9 +55,14 @@ void kr_worker_start(kr_worker *w);
 void kr_worker_post(kr_worker *w, kr_worker_fn fn, void *arg, uint64_t u);
 /** Ask the worker to stop: on_stop runs on its thread, then the loop ends when idle. */
 void kr_worker_stop(kr_worker *w);
-/** Join the thread and release the loop. Items still queued run here, on the
- * calling thread, so they can release what they hold; they must not assume the loop runs. */
+/** Wait for the thread to end (after kr_worker_stop()). */
 void kr_worker_join(kr_worker *w);
+/** After kr_worker_join(): run the items still queued, on the calling thread, so they can
+ * release what they hold (they find no connections). Returns how many ran; items they post
+ * run too. */
+size_t kr_worker_drain(kr_worker *w);
+/** After the last kr_worker_drain(): release the loop and the queue. */
+void kr_worker_free(kr_worker *w);
 /** The worker running on this thread, or NULL. */
 kr_worker *kr_worker_current(void);
 

@@ -209,10 +209,21 @@ static int kr_main_run(kr_server *srv)
 
     for (unsigned i = 0; i < srv->worker_count; i++)
         kr_worker_stop(&srv->workers[i]);
-    kr_storage_stop(srv->storage); /* completions still queue on the workers */
-    srv->storage = NULL;
     for (unsigned i = 0; i < srv->worker_count; i++)
         kr_worker_join(&srv->workers[i]);
+    /* Sessions that closed during shutdown may still have storage jobs out, and their
+     * completions may submit more: let both sides run dry before the store closes. */
+    size_t ran;
+    do {
+        kr_storage_wait_idle(srv->storage);
+        ran = 0;
+        for (unsigned i = 0; i < srv->worker_count; i++)
+            ran += kr_worker_drain(&srv->workers[i]);
+    } while (ran > 0);
+    kr_storage_stop(srv->storage);
+    srv->storage = NULL;
+    for (unsigned i = 0; i < srv->worker_count; i++)
+        kr_worker_free(&srv->workers[i]);
     KR_LOG(KR_LOG_INFO, NULL, "stopped");
     return 0;
 }

@@ -26,6 +26,8 @@ struct kr_storage {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     kr_storage_job *head, *tail;
+    size_t pending; /* queued or running */
+    pthread_cond_t idle;
     bool stopping;
 };
 
@@ -48,6 +50,10 @@ static void *kr_storage_main(void *arg)
         j->job(s->store, j->arg);
         kr_worker_post(j->worker, j->done, j->arg, j->u);
         free(j);
+        pthread_mutex_lock(&s->lock);
+        if (--s->pending == 0)
+            pthread_cond_broadcast(&s->idle);
+        pthread_mutex_unlock(&s->lock);
     }
 }
 
@@ -57,6 +63,7 @@ kr_storage *kr_storage_start(kr_store *store)
     s->store = store;
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->cond, NULL);
+    pthread_cond_init(&s->idle, NULL);
     if (pthread_create(&s->thread, NULL, kr_storage_main, s) != 0)
         abort();
     return s;
@@ -73,8 +80,17 @@ void kr_storage_stop(kr_storage *s)
     pthread_join(s->thread, NULL);
     kr_store_close(s->store);
     pthread_cond_destroy(&s->cond);
+    pthread_cond_destroy(&s->idle);
     pthread_mutex_destroy(&s->lock);
     free(s);
+}
+
+void kr_storage_wait_idle(kr_storage *s)
+{
+    pthread_mutex_lock(&s->lock);
+    while (s->pending > 0)
+        pthread_cond_wait(&s->idle, &s->lock);
+    pthread_mutex_unlock(&s->lock);
 }
 
 void kr_storage_submit(kr_storage *s, kr_storage_job_fn job, kr_worker *w, kr_worker_fn done,
@@ -88,6 +104,7 @@ void kr_storage_submit(kr_storage *s, kr_storage_job_fn job, kr_worker *w, kr_wo
     else
         s->head = j;
     s->tail = j;
+    s->pending++;
     pthread_cond_signal(&s->cond);
     pthread_mutex_unlock(&s->lock);
 }

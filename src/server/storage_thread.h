@@ -22,6 +22,8 @@ typedef void (*kr_storage_job_fn)(kr_store *store, void *arg);
 kr_storage *kr_storage_start(kr_store *store);
 /** Finish queued jobs, stop the thread, close the store. Completions still get posted. */
 void kr_storage_stop(kr_storage *s);
+/** Block until every queued job has run and posted its completion (shutdown). */
+void kr_storage_wait_idle(kr_storage *s);
 /** Queue job(store, arg) and then done(w, arg, u) on worker w. */
 void kr_storage_submit(kr_storage *s, kr_storage_job_fn job, kr_worker *w, kr_worker_fn done,
                        void *arg, uint64_t u);

@@ -365,7 +365,15 @@ static int set_wal(kr_store *s)
     if (rc != SQLITE_OK)
         return fail(s, rc);
     int ret = 0;
-    rc = sqlite3_step(st);
+    /* Switching a new file to WAL needs an exclusive lock and SQLite does not call the busy
+     * handler for it: several processes opening a new store at once (kurierctl in scripts)
+     * would fail at once. Retry for as long as the busy timeout allows. */
+    for (int waited = 0; (rc = sqlite3_step(st)) != SQLITE_ROW && (rc & 0xff) == SQLITE_BUSY &&
+                         waited < busy_timeout_ms();
+         waited += 10) {
+        sqlite3_reset(st);
+        usleep(10000);
+    }
     if (rc != SQLITE_ROW) {
         ret = fail(s, rc);
     } else {

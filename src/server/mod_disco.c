@@ -1,7 +1,292 @@
 /* SPDX-License-Identifier: AGPL-3.0-or-later
  *
- * Placeholder for the disco module (being written).
+ * Service discovery (XEP-0030) and the server's entity capabilities
+ * (XEP-0115). disco#info to one of our domains answers the identity
+ * server/im "Kurier" and every module's disco features; disco#info to a local
+ * account's bare JID answers, on the account's behalf, the identity
+ * account/registered when the account exists (checked on the storage thread)
+ * and <service-unavailable/> when it does not (RFC 6121 §8.5.1). disco#items
+ * lists nothing yet for either. At init the module gathers the features once
+ * (sorted, without duplicates: the order XEP-0115 §5.1 hashes them in),
+ * computes the verification string of §5 (SHA-1, base64) and answers
+ * queries for the node 'https://kurier.invalid#<ver>' like the plain query
+ * (§6.2). After authentication, the stream features carry the server's
+ * <c/> element (§6.3). Everything computed at init is read-only afterwards,
+ * so workers share it without locks.
  */
-#include "server/modules.h"
+#include <openssl/evp.h>
+#include <stdlib.h>
+#include <string.h>
 
-const kr_module_def kr_mod_disco = {.name = "disco"};
+#include "core/alloc.h"
+#include "core/base64.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "server/modules.h"
+#include "server/router.h"
+#include "server/storage_thread.h"
+#include "xml/serialize.h"
+
+#define KR_NS_DISCO_INFO "http://jabber.org/protocol/disco#info"
+#define KR_NS_DISCO_ITEMS "http://jabber.org/protocol/disco#items"
+#define KR_NS_CAPS "http://jabber.org/protocol/caps"
+#define KR_DISCO_NODE "https://kurier.invalid"
+#define KR_DISCO_NAME "Kurier"
+
+typedef struct kr_disco_info {
+    char **features; /* sorted, unique */
+    size_t count, cap;
+    char *ver;      /* XEP-0115 verification string */
+    char *node_ver; /* KR_DISCO_NODE "#" ver */
+    char *caps_xml; /* the <c/> stream feature */
+} kr_disco_info;
+
+static kr_disco_info kr_disco;
+
+/* ---- computed at init --------------------------------------------------------------------- */
+
+static void kr_disco_collect(void *ud, const char *feature)
+{
+    kr_disco_info *d = ud;
+    if (d->count == d->cap) {
+        d->cap = d->cap ? d->cap * 2 : 32;
+        d->features = kr_xrealloc(d->features, d->cap * sizeof(*d->features));
+    }
+    d->features[d->count++] = kr_xstrdup(feature);
+}
+
+static int kr_disco_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b); /* i;octet collation */
+}
+
+static void kr_disco_sort_unique(kr_disco_info *d)
+{
+    qsort(d->features, d->count, sizeof(*d->features), kr_disco_cmp);
+    size_t k = 0;
+    for (size_t i = 0; i < d->count; i++) {
+        if (k > 0 && strcmp(d->features[k - 1], d->features[i]) == 0)
+            free(d->features[i]);
+        else
+            d->features[k++] = d->features[i];
+    }
+    d->count = k;
+}
+
+/* XEP-0115 §5.1: S = "category/type/lang/name<" per identity, then "feature<" per feature. */
+static int kr_disco_compute_ver(kr_disco_info *d)
+{
+    kr_buf s = KR_BUF_INIT;
+    kr_buf_puts(&s, "server/im//" KR_DISCO_NAME "<");
+    for (size_t i = 0; i < d->count; i++) {
+        kr_buf_puts(&s, d->features[i]);
+        kr_buf_puts(&s, "<");
+    }
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    int ok = EVP_Digest(s.data, s.len, md, &mdlen, EVP_sha1(), NULL);
+    kr_buf_clear(&s);
+    if (!ok)
+        return KR_EINVAL;
+    kr_buf b64 = KR_BUF_INIT;
+    kr_base64_encode(&b64, md, mdlen);
+    d->ver = kr_buf_detach(&b64, NULL);
+    d->node_ver = kr_xasprintf("%s#%s", KR_DISCO_NODE, d->ver);
+    kr_buf c = KR_BUF_INIT;
+    kr_buf_puts(&c, "<c xmlns='" KR_NS_CAPS "' hash='sha-1' node='" KR_DISCO_NODE "' ver='");
+    kr_xml_escape_attr(&c, d->ver, strlen(d->ver));
+    kr_buf_puts(&c, "'/>");
+    d->caps_xml = kr_buf_detach(&c, NULL);
+    return 0;
+}
+
+static void kr_disco_fini(kr_server *srv)
+{
+    for (size_t i = 0; i < kr_disco.count; i++)
+        free(kr_disco.features[i]);
+    free(kr_disco.features);
+    free(kr_disco.ver);
+    free(kr_disco.node_ver);
+    free(kr_disco.caps_xml);
+    memset(&kr_disco, 0, sizeof(kr_disco));
+}
+
+static int kr_disco_init(kr_server *srv)
+{
+    kr_disco_fini(srv);
+    kr_modules_disco_features(srv, kr_disco_collect, &kr_disco);
+    kr_disco_sort_unique(&kr_disco);
+    int r = kr_disco_compute_ver(&kr_disco);
+    if (r != 0)
+        KR_LOG(KR_LOG_ERROR, NULL, "disco: cannot compute the XEP-0115 hash");
+    return r;
+}
+
+static void kr_disco_stream_features(kr_server *srv, bool authenticated, kr_buf *out)
+{
+    if (authenticated && kr_disco.caps_xml)
+        kr_buf_puts(out, kr_disco.caps_xml);
+}
+
+/* ---- answers ------------------------------------------------------------------------------ */
+
+static kr_xml_node *kr_disco_result_query(kr_stanza *st, const char *ns, kr_xml_node **iq)
+{
+    *iq = kr_stanza_iq_result(st);
+    kr_xml_node *q = kr_xml_elem_add(st->arena, *iq, ns, "query");
+    const char *node = kr_xml_attr_get(st->payload, "node");
+    if (node)
+        kr_xml_attr_set(st->arena, q, "node", node);
+    return q;
+}
+
+static void kr_disco_add_identity(kr_arena *a, kr_xml_node *q, const char *category,
+                                  const char *type, const char *name)
+{
+    kr_xml_node *id = kr_xml_elem_add(a, q, KR_NS_DISCO_INFO, "identity");
+    kr_xml_attr_set(a, id, "category", category);
+    kr_xml_attr_set(a, id, "type", type);
+    if (name)
+        kr_xml_attr_set(a, id, "name", name);
+}
+
+static void kr_disco_add_feature(kr_arena *a, kr_xml_node *q, const char *var)
+{
+    kr_xml_node *f = kr_xml_elem_add(a, q, KR_NS_DISCO_INFO, "feature");
+    kr_xml_attr_set(a, f, "var", var);
+}
+
+/* A node we answer for the server: none, or our caps node#ver (XEP-0115 §6.2). */
+static bool kr_disco_server_node_ok(const kr_stanza *st)
+{
+    const char *node = kr_xml_attr_get(st->payload, "node");
+    return !node || (kr_disco.node_ver && strcmp(node, kr_disco.node_ver) == 0);
+}
+
+static void kr_disco_server_info(kr_handler_ctx *ctx)
+{
+    kr_stanza *st = ctx->st;
+    kr_xml_node *iq;
+    kr_xml_node *q = kr_disco_result_query(st, KR_NS_DISCO_INFO, &iq);
+    kr_disco_add_identity(st->arena, q, "server", "im", KR_DISCO_NAME);
+    for (size_t i = 0; i < kr_disco.count; i++)
+        kr_disco_add_feature(st->arena, q, kr_disco.features[i]);
+    kr_router_send(ctx->srv, ctx->worker, iq, st->arena);
+}
+
+/* What the server says on behalf of an existing account (XEP-0030 §3.1, RFC 6121 §8.5.2.1.3). */
+static void kr_disco_account_answer(kr_server *srv, kr_worker *w, kr_stanza *st)
+{
+    kr_xml_node *iq;
+    bool info = strcmp(st->payload->ns, KR_NS_DISCO_INFO) == 0;
+    kr_xml_node *q = kr_disco_result_query(st, st->payload->ns, &iq);
+    if (info) {
+        kr_disco_add_identity(st->arena, q, "account", "registered", NULL);
+        kr_disco_add_feature(st->arena, q, KR_NS_DISCO_INFO);
+        kr_disco_add_feature(st->arena, q, KR_NS_DISCO_ITEMS);
+    }
+    kr_router_send(srv, w, iq, st->arena);
+}
+
+typedef struct kr_disco_req {
+    kr_server *srv;
+    char *user;
+    kr_arena *arena;
+    kr_xml_node *elem; /* copy of the request */
+    int result;
+} kr_disco_req;
+
+static bool kr_disco_served(void *ud, const char *domain)
+{
+    return kr_config_serves(((kr_server *)ud)->cfg, domain);
+}
+
+static void kr_disco_account_job(kr_store *store, void *arg)
+{
+    kr_disco_req *r = arg;
+    kr_account acct;
+    r->result = kr_store_account_get(store, r->user, &acct);
+}
+
+static void kr_disco_account_done(kr_worker *w, void *arg, uint64_t u)
+{
+    kr_disco_req *r = arg;
+    kr_stanza st;
+    if (kr_worker_current() == w &&
+        kr_stanza_decode(&st, r->elem, r->arena, kr_disco_served, r->srv) == NULL) {
+        if (r->result == 0)
+            kr_disco_account_answer(r->srv, w, &st);
+        else
+            kr_router_bounce(
+                r->srv, w, &st,
+                r->result == KR_ENOENT ? "service-unavailable" : "internal-server-error", NULL);
+    }
+    free(r->user);
+    kr_arena_free(r->arena);
+    free(r);
+}
+
+static void kr_disco_account(kr_handler_ctx *ctx)
+{
+    kr_stanza *st = ctx->st;
+    if (kr_xml_attr_get(st->payload, "node")) {
+        kr_router_bounce(ctx->srv, ctx->worker, st, "item-not-found", NULL);
+        return;
+    }
+    if (st->addressing == KR_ADDR_SELF) { /* the requester's own account exists */
+        kr_disco_account_answer(ctx->srv, ctx->worker, st);
+        return;
+    }
+    kr_disco_req *r = kr_xcalloc(1, sizeof(*r));
+    r->srv = ctx->srv;
+    r->user = kr_xstrdup(kr_jid_format_bare(st->arena, &st->to));
+    r->arena = kr_arena_new(512);
+    r->elem = kr_xml_node_copy(r->arena, st->elem);
+    kr_storage_submit(ctx->srv->storage, kr_disco_account_job, ctx->worker, kr_disco_account_done,
+                      r, 0);
+}
+
+static kr_verdict kr_disco_info_handle(kr_handler_ctx *ctx)
+{
+    if (ctx->st->addressing != KR_ADDR_HOST)
+        kr_disco_account(ctx);
+    else if (!kr_disco_server_node_ok(ctx->st))
+        kr_router_bounce(ctx->srv, ctx->worker, ctx->st, "item-not-found", NULL);
+    else
+        kr_disco_server_info(ctx);
+    return KR_HANDLED;
+}
+
+static kr_verdict kr_disco_items_handle(kr_handler_ctx *ctx)
+{
+    kr_stanza *st = ctx->st;
+    if (st->addressing != KR_ADDR_HOST) {
+        kr_disco_account(ctx);
+    } else if (!kr_disco_server_node_ok(st)) {
+        kr_router_bounce(ctx->srv, ctx->worker, st, "item-not-found", NULL);
+    } else {
+        kr_xml_node *iq;
+        kr_disco_result_query(st, KR_NS_DISCO_ITEMS, &iq); /* no components yet */
+        kr_router_send(ctx->srv, ctx->worker, iq, st->arena);
+    }
+    return KR_HANDLED;
+}
+
+static const kr_handler_spec kr_disco_handlers[] = {
+    {KR_PHASE_IN, KR_STANZA_IQ, KR_TYPE_GET, KR_ADDR_HOST | KR_ADDR_BARE | KR_ADDR_SELF,
+     KR_NS_DISCO_INFO, "query", 0, kr_disco_info_handle},
+    {KR_PHASE_IN, KR_STANZA_IQ, KR_TYPE_GET, KR_ADDR_HOST | KR_ADDR_BARE | KR_ADDR_SELF,
+     KR_NS_DISCO_ITEMS, "query", 0, kr_disco_items_handle},
+};
+
+static const char *const kr_disco_features[] = {KR_NS_DISCO_INFO, KR_NS_DISCO_ITEMS, NULL};
+
+const kr_module_def kr_mod_disco = {
+    .name = "disco",
+    .handlers = kr_disco_handlers,
+    .handler_count = sizeof(kr_disco_handlers) / sizeof(kr_disco_handlers[0]),
+    .disco_features = kr_disco_features,
+    .stream_features = kr_disco_stream_features,
+    .init = kr_disco_init,
+    .fini = kr_disco_fini,
+};

@@ -1,7 +1,238 @@
 /* SPDX-License-Identifier: AGPL-3.0-or-later
  *
- * Placeholder for the private module (being written).
+ * Private XML storage (XEP-0049, jabber:iq:private). A user stores and reads
+ * XML fragments on its own account only (no 'to', or its bare JID); an iq to
+ * another account gets <forbidden/> (XEP-0049 §2.3 prefers it to
+ * service-unavailable). Each fragment is keyed by the namespace and name of
+ * its root element ("private " + ns + " " + name in the account's XML
+ * documents); a set may carry several fragments, a get asks for exactly one.
+ * Reserved namespaces (jabber:..., http://jabber.org/..., vcard-temp) and a
+ * missing or unqualified child get <not-acceptable/> (§2.3). The total of an
+ * account's fragments is bounded by services.private_max_bytes
+ * (<not-acceptable/> beyond it). Store calls run on the storage thread with a
+ * copy of the request; the answer goes to the requester's full JID through
+ * the session directory, stored fragments spliced in as they are (our
+ * serializer made them, each declaring its own namespace).
  */
-#include "server/modules.h"
+#include <stdlib.h>
+#include <string.h>
 
-const kr_module_def kr_mod_private = {.name = "private"};
+#include "core/alloc.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "server/modules.h"
+#include "server/router.h"
+#include "server/storage_thread.h"
+#include "xml/serialize.h"
+
+#define KR_NS_PRIVATE "jabber:iq:private"
+#define KR_PRIVATE_PREFIX "private "
+#define KR_PRIVATE_MAX_ITEMS 16
+
+typedef struct kr_private_item {
+    char *key;
+    kr_buf xml; /* set: the fragment to store; get: the stored one */
+} kr_private_item;
+
+typedef struct kr_private_req {
+    kr_server *srv;
+    char *user;
+    bool is_set;
+    size_t max_bytes;
+    kr_private_item items[KR_PRIVATE_MAX_ITEMS];
+    size_t count;
+    kr_arena *arena;
+    kr_xml_node *elem; /* copy of the request */
+    int result;
+} kr_private_req;
+
+static void kr_private_req_free(kr_private_req *r)
+{
+    for (size_t i = 0; i < r->count; i++) {
+        free(r->items[i].key);
+        kr_buf_clear(&r->items[i].xml);
+    }
+    free(r->user);
+    kr_arena_free(r->arena);
+    free(r);
+}
+
+static bool kr_private_served(void *ud, const char *domain)
+{
+    return kr_config_serves(((kr_server *)ud)->cfg, domain);
+}
+
+/* XEP-0049 §2.3: namespaces the protocols of the Jabber/XMPP core own. */
+static bool kr_private_reserved(const char *ns)
+{
+    return ns[0] == '\0' || strncmp(ns, "jabber:", 7) == 0 ||
+           strncmp(ns, "http://jabber.org/", 18) == 0 || strcmp(ns, "vcard-temp") == 0;
+}
+
+/* Size of the stored fragment at key, 0 when there is none; negative on a store error. */
+static long long kr_private_stored_len(kr_store *store, const char *user, const char *key)
+{
+    char *xml = NULL;
+    size_t len = 0;
+    int r = kr_store_xml_get(store, user, key, &xml, &len);
+    free(xml);
+    if (r == KR_ENOENT)
+        return 0;
+    return r < 0 ? r : (long long)len;
+}
+
+/* The account's total after this set, each key counted once with its last value. */
+static int kr_private_check_quota(kr_store *store, kr_private_req *r)
+{
+    size_t total;
+    int rc = kr_store_xml_size(store, r->user, KR_PRIVATE_PREFIX, &total);
+    if (rc != 0)
+        return rc;
+    long long sum = (long long)total;
+    for (size_t i = 0; i < r->count; i++) {
+        bool later = false;
+        for (size_t k = i + 1; k < r->count; k++)
+            later = later || strcmp(r->items[i].key, r->items[k].key) == 0;
+        if (later)
+            continue; /* replaced by a later fragment of the same set */
+        long long old = kr_private_stored_len(store, r->user, r->items[i].key);
+        if (old < 0)
+            return (int)old;
+        sum += (long long)r->items[i].xml.len - old;
+    }
+    return sum > (long long)r->max_bytes ? KR_ELIMIT : 0;
+}
+
+static void kr_private_job(kr_store *store, void *arg)
+{
+    kr_private_req *r = arg;
+    if (r->is_set) {
+        r->result = kr_private_check_quota(store, r);
+        for (size_t i = 0; i < r->count && r->result == 0; i++)
+            r->result = kr_store_xml_put(store, r->user, r->items[i].key, r->items[i].xml.data,
+                                         r->items[i].xml.len);
+    } else {
+        char *xml = NULL;
+        size_t len = 0;
+        r->result = kr_store_xml_get(store, r->user, r->items[0].key, &xml, &len);
+        if (r->result == 0)
+            kr_buf_append(&r->items[0].xml, xml, len);
+        free(xml);
+    }
+    if (r->result != 0 && r->result != KR_ENOENT && r->result != KR_ELIMIT)
+        KR_LOG(KR_LOG_ERROR, NULL, "private: store failed: %s (%s)", kr_strerror(r->result),
+               kr_store_errmsg(store));
+}
+
+static void kr_private_put_attr(kr_buf *b, const char *name, const char *value)
+{
+    if (!value)
+        return;
+    kr_buf_printf(b, " %s='", name);
+    kr_xml_escape_attr(b, value, strlen(value));
+    kr_buf_puts(b, "'");
+}
+
+/* The get result: the stored fragment, or the (empty) element asked for when none. */
+static void kr_private_reply_get(kr_worker *w, kr_stanza *st, const kr_private_req *r)
+{
+    kr_session_ref ref;
+    if (!st->from.resource ||
+        !kr_sessions_find(r->srv->sessions, kr_jid_format_bare(st->arena, &st->from),
+                          st->from.resource, &ref))
+        return; /* the requester has gone */
+    kr_buf b = KR_BUF_INIT;
+    kr_buf_puts(&b, "<iq type='result'");
+    kr_private_put_attr(&b, "id", st->id);
+    kr_private_put_attr(&b, "to", kr_xml_attr_get(st->elem, "from"));
+    kr_private_put_attr(&b, "from", kr_xml_attr_get(st->elem, "to"));
+    kr_buf_puts(&b, "><query xmlns='" KR_NS_PRIVATE "'>");
+    if (r->result == 0)
+        kr_buf_append(&b, r->items[0].xml.data, r->items[0].xml.len);
+    else
+        kr_xml_serialize(&b, kr_xml_first_elem(st->payload), KR_NS_PRIVATE);
+    kr_buf_puts(&b, "</query></iq>");
+    kr_rbuf *rb = kr_rbuf_from_buf(&b);
+    kr_router_deliver(r->srv, w, &ref, rb);
+    kr_rbuf_unref(rb);
+}
+
+static void kr_private_done(kr_worker *w, void *arg, uint64_t u)
+{
+    kr_private_req *r = arg;
+    kr_stanza st;
+    if (kr_worker_current() == w && /* not the shutdown drain on the main thread */
+        kr_stanza_decode(&st, r->elem, r->arena, kr_private_served, r->srv) == NULL) {
+        if (r->result == KR_ELIMIT)
+            kr_router_bounce(r->srv, w, &st, "not-acceptable",
+                             "Private storage of this account is full");
+        else if (r->result != 0 && !(r->result == KR_ENOENT && !r->is_set))
+            kr_router_bounce(r->srv, w, &st, "internal-server-error", NULL);
+        else if (r->is_set)
+            kr_router_send(r->srv, w, kr_stanza_iq_result(&st), r->arena);
+        else
+            kr_private_reply_get(w, &st, r);
+    }
+    kr_private_req_free(r);
+}
+
+/* Check the children of <query/> and fill r's items; returns an error condition or NULL. */
+static const char *kr_private_collect(kr_handler_ctx *ctx, kr_private_req *r)
+{
+    const kr_xml_node *q = ctx->st->payload;
+    for (const kr_xml_node *c = kr_xml_first_elem(q); c; c = kr_xml_next_elem(c)) {
+        if (kr_private_reserved(c->ns))
+            return "not-acceptable";
+        if (r->count == (r->is_set ? KR_PRIVATE_MAX_ITEMS : 1))
+            return r->is_set ? "policy-violation" : "bad-request";
+        kr_private_item *it = &r->items[r->count++];
+        it->key = kr_xasprintf(KR_PRIVATE_PREFIX "%s %s", c->ns, c->name);
+        if (r->is_set) {
+            kr_xml_serialize(&it->xml, c, KR_NS_CLIENT);
+            if (it->xml.len > r->max_bytes)
+                return "not-acceptable";
+        }
+    }
+    return r->count == 0 ? "not-acceptable" : NULL;
+}
+
+static kr_verdict kr_private_handle(kr_handler_ctx *ctx)
+{
+    kr_stanza *st = ctx->st;
+    if (!st->from.local)
+        return KR_PASS; /* only accounts have private storage */
+    if (st->addressing != KR_ADDR_SELF) {
+        kr_router_bounce(ctx->srv, ctx->worker, st, "forbidden",
+                         "Private storage belongs to the account itself");
+        return KR_HANDLED;
+    }
+    kr_private_req *r = kr_xcalloc(1, sizeof(*r));
+    r->srv = ctx->srv;
+    r->is_set = st->type == KR_TYPE_SET;
+    r->max_bytes = ctx->srv->cfg->services.private_max_bytes;
+    const char *bad = kr_private_collect(ctx, r);
+    if (bad) {
+        kr_private_req_free(r);
+        kr_router_bounce(ctx->srv, ctx->worker, st, bad, NULL);
+        return KR_HANDLED;
+    }
+    r->user = kr_xstrdup(kr_jid_format_bare(st->arena, &st->from));
+    r->arena = kr_arena_new(512);
+    r->elem = kr_xml_node_copy(r->arena, st->elem);
+    kr_storage_submit(ctx->srv->storage, kr_private_job, ctx->worker, kr_private_done, r, 0);
+    return KR_HANDLED;
+}
+
+static const kr_handler_spec kr_private_handlers[] = {
+    {KR_PHASE_IN, KR_STANZA_IQ, KR_TYPE_GET | KR_TYPE_SET, KR_ADDR_SELF | KR_ADDR_BARE,
+     KR_NS_PRIVATE, "query", 0, kr_private_handle},
+};
+
+static const char *const kr_private_features[] = {KR_NS_PRIVATE, NULL};
+
+const kr_module_def kr_mod_private = {
+    .name = "private",
+    .handlers = kr_private_handlers,
+    .handler_count = sizeof(kr_private_handlers) / sizeof(kr_private_handlers[0]),
+    .disco_features = kr_private_features,
+};

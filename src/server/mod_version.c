@@ -1,7 +1,65 @@
 /* SPDX-License-Identifier: AGPL-3.0-or-later
  *
- * Placeholder for the version module (being written).
+ * Software version (XEP-0092) of the server: an <iq type='get'> with
+ * <query xmlns='jabber:iq:version'/> to one of our domains is answered with
+ * the name "Kurier" and its version. The operating system (<os/>, from
+ * uname(2)) is told only when services.version_show_os is on, since it helps
+ * attackers more than users (XEP-0092 §4); it is read once at init and is
+ * read-only afterwards.
  */
-#include "server/modules.h"
+#include <stdio.h>
+#include <string.h>
+#include <sys/utsname.h>
 
-const kr_module_def kr_mod_version = {.name = "version"};
+#include "server/modules.h"
+#include "server/router.h"
+
+#define KR_NS_VERSION "jabber:iq:version"
+#define KR_VERSION_NAME "Kurier"
+#define KR_VERSION_NUMBER "0.1.0"
+
+static char kr_version_os[160];
+
+static int kr_version_init(kr_server *srv)
+{
+    struct utsname u;
+    if (uname(&u) == 0)
+        snprintf(kr_version_os, sizeof(kr_version_os), "%s %s", u.sysname, u.release);
+    else
+        snprintf(kr_version_os, sizeof(kr_version_os), "unknown");
+    return 0;
+}
+
+static void kr_version_add_text(kr_arena *a, kr_xml_node *q, const char *name, const char *text)
+{
+    kr_xml_node *e = kr_xml_elem_add(a, q, KR_NS_VERSION, name);
+    kr_xml_text_add(a, e, text, strlen(text));
+}
+
+static kr_verdict kr_version_handle(kr_handler_ctx *ctx)
+{
+    kr_stanza *st = ctx->st;
+    kr_xml_node *iq = kr_stanza_iq_result(st);
+    kr_xml_node *q = kr_xml_elem_add(st->arena, iq, KR_NS_VERSION, "query");
+    kr_version_add_text(st->arena, q, "name", KR_VERSION_NAME);
+    kr_version_add_text(st->arena, q, "version", KR_VERSION_NUMBER);
+    if (ctx->srv->cfg->services.version_show_os)
+        kr_version_add_text(st->arena, q, "os", kr_version_os);
+    kr_router_send(ctx->srv, ctx->worker, iq, st->arena);
+    return KR_HANDLED;
+}
+
+static const kr_handler_spec kr_version_handlers[] = {
+    {KR_PHASE_IN, KR_STANZA_IQ, KR_TYPE_GET, KR_ADDR_HOST, KR_NS_VERSION, "query", 0,
+     kr_version_handle},
+};
+
+static const char *const kr_version_features[] = {KR_NS_VERSION, NULL};
+
+const kr_module_def kr_mod_version = {
+    .name = "version",
+    .handlers = kr_version_handlers,
+    .handler_count = sizeof(kr_version_handlers) / sizeof(kr_version_handlers[0]),
+    .disco_features = kr_version_features,
+    .init = kr_version_init,
+};

@@ -135,11 +135,14 @@ def test_iq_to_offline_full_jid_gets_service_unavailable(server):
         assert reply.get("from") == target
 
 
-@pytest.mark.kurier_only  # RFC 6121 §8.5.2.2.1 also allows offline storage (Prosody does)
-def test_chat_message_to_account_without_session_bounces_service_unavailable(server):
+@pytest.mark.kurier_only  # RFC 6121 §8.5.1 also allows silently dropping it
+def test_chat_message_to_nonexistent_account_bounces_service_unavailable(server):
+    # RFC 6121 §8.5.1: no such user -> we answer <service-unavailable/>. (A chat
+    # message to an existing account without a session is stored offline: test_offline.py.)
     with server.raw() as alice:
         alice.login("alice", server.password("alice"))
-        msg_id = alice.send_message(server.jid("carol"), "nobody home")
+        msg_id = alice.send_message("no-such-user-%s@%s" % (uuid.uuid4().hex[:8], server.domain),
+                                    "nobody home")
         reply = alice.wait_for(lambda e: e.tag == q(NS_CLIENT, "message")
                                and e.get("id") == msg_id)
         assert reply.get("type") == "error"

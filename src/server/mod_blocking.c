@@ -809,6 +809,32 @@ static void kr_blocking_session_event(kr_server *srv, kr_session *s, kr_session_
     }
 }
 
+/* One side's cached list blocks the other. Only loaded lists are consulted: fan-outs reach
+ * accounts with available sessions, whose lists load at bind; in the moment before a list has
+ * loaded, presence passes. */
+static bool kr_block_side_blocks(const kr_jid *owner, const kr_jid *other, kr_arena *a)
+{
+    kr_block_entry *e = kr_block_entry_get(kr_jid_format_bare(a, owner), false);
+    return e && e->loaded && kr_block_match(e->jids, e->n, other);
+}
+
+/* allow_delivery: presence broadcasts and probe answers bypass routing, so the block lists
+ * are applied here too (XEP-0191 §3.2: no presence either way across a block). */
+static bool kr_blocking_allow(kr_server *srv, const char *from, const char *to)
+{
+    kr_arena *a = kr_arena_new(512);
+    kr_jid f, t;
+    bool allow = true;
+    if (kr_jid_parse(a, from, &f) == 0 && kr_jid_parse(a, to, &t) == 0 && f.local && t.local &&
+        !kr_jid_bare_equal(&f, &t)) {
+        pthread_mutex_lock(&kr_blocking.lock);
+        allow = !kr_block_side_blocks(&t, &f, a) && !kr_block_side_blocks(&f, &t, a);
+        pthread_mutex_unlock(&kr_blocking.lock);
+    }
+    kr_arena_free(a);
+    return allow;
+}
+
 static int kr_blocking_init(kr_server *srv)
 {
     pthread_mutex_init(&kr_blocking.lock, NULL);
@@ -850,4 +876,5 @@ const kr_module_def kr_mod_blocking = {
     .init = kr_blocking_init,
     .fini = kr_blocking_fini,
     .session_event = kr_blocking_session_event,
+    .allow_delivery = kr_blocking_allow,
 };

@@ -150,6 +150,8 @@ static void kr_bcast_route_copy(kr_bcast_job *j, kr_worker *w, const char *to, c
 /* §4.2.2 / §4.4.2 / §4.5.2: to a subscriber's available resources, 'to' = its bare JID. */
 static void kr_bcast_to_contact(kr_bcast_job *j, kr_worker *w, const char *contact)
 {
+    if (!kr_modules_allow_delivery(j->srv, j->owner, contact))
+        return; /* XEP-0191: no presence across a block, either way */
     if (!kr_roster_is_local(j->srv, contact)) {
         kr_bcast_route_copy(j, w, contact, NULL);
         return;

@@ -163,6 +163,14 @@ kr_verdict kr_modules_dispatch(kr_server *srv, kr_worker *w, kr_stanza *st, kr_s
     }
 }
 
+bool kr_modules_allow_delivery(kr_server *srv, const char *from, const char *to)
+{
+    for (size_t i = 0; i < KR_MODULE_COUNT; i++)
+        if (kr_module_list[i]->allow_delivery && !kr_module_list[i]->allow_delivery(srv, from, to))
+            return false;
+    return true;
+}
+
 void kr_modules_session_event(kr_server *srv, kr_session *s, kr_session_event ev)
 {
     for (size_t i = 0; i < KR_MODULE_COUNT; i++)

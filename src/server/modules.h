@@ -76,6 +76,10 @@ typedef struct kr_module_def {
     void (*fini)(kr_server *srv);
     /* Session lifecycle, on the session's worker. */
     void (*session_event)(kr_server *srv, kr_session *s, kr_session_event ev);
+    /* Asked before the server fans out a stanza itself, bypassing the router (presence
+     * broadcasts and probe answers): false vetoes delivery from `from` to `to` (any JID
+     * forms). Runs on a worker: answer from memory, never block. */
+    bool (*allow_delivery)(kr_server *srv, const char *from, const char *to);
 } kr_module_def;
 
 /** Compile the table from the built-in module list and run each init. 0 or an error. */
@@ -85,6 +89,8 @@ void kr_modules_stop(kr_server *srv);
 /** Run the handlers of `phase` matching st in priority order until one returns KR_HANDLED. */
 kr_verdict kr_modules_dispatch(kr_server *srv, kr_worker *w, kr_stanza *st, kr_session *origin,
                                kr_phase phase);
+/** False when any module vetoes a fan-out delivery from `from` to `to` (see allow_delivery). */
+bool kr_modules_allow_delivery(kr_server *srv, const char *from, const char *to);
 /** Tell every module about a session event. */
 void kr_modules_session_event(kr_server *srv, kr_session *s, kr_session_event ev);
 /** Append every module's stream features for the stage the stream is in. */

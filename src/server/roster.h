@@ -28,6 +28,7 @@
 
 #include "core/arena.h"
 #include "core/buf.h"
+#include "server/modules.h"
 #include "server/router.h"
 #include "server/server.h"
 #include "server/session.h"
@@ -244,6 +245,8 @@ static inline void kr_roster_send_presences(kr_server *srv, kr_worker *w, const 
 {
     if (!only && !kr_roster_is_local(srv, to))
         return;
+    if (!kr_modules_allow_delivery(srv, owner, to))
+        return; /* XEP-0191: no presence across a block, either way */
     kr_rbuf *pres[KR_ROSTER_MAX_RESOURCES];
     size_t n = kr_sessions_presences(srv->sessions, owner, pres, KR_ROSTER_MAX_RESOURCES);
     for (size_t i = 0; i < n; i++) {

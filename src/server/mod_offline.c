@@ -26,6 +26,7 @@
 #include "core/alloc.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/time.h"
 #include "server/modules.h"
 #include "server/router.h"
 #include "server/sessions.h"
@@ -61,23 +62,6 @@ static void kr_offline_push_free(kr_offline_push *p)
 static bool kr_offline_served(void *ud, const char *domain)
 {
     return kr_config_serves(((kr_server *)ud)->cfg, domain);
-}
-
-static int64_t kr_offline_now_ms(struct timespec *ts)
-{
-    clock_gettime(CLOCK_REALTIME, ts);
-    return (int64_t)ts->tv_sec * 1000 + ts->tv_nsec / 1000000;
-}
-
-/* XEP-0082 DateTime in UTC, e.g. 2024-05-01T12:00:00.123Z. */
-static void kr_offline_format_stamp(char *out, size_t len, const struct timespec *ts)
-{
-    struct tm tm;
-    time_t sec = ts->tv_sec;
-    gmtime_r(&sec, &tm);
-    char base[32];
-    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, len, "%s.%03ldZ", base, ts->tv_nsec / 1000000);
 }
 
 /* True when every child element is a chat state notification (and there is at least one). */
@@ -161,9 +145,9 @@ static void kr_offline_push_done(kr_worker *w, void *arg, uint64_t u)
 static void kr_offline_add_delay(kr_stanza *st)
 {
     struct timespec ts;
-    kr_offline_now_ms(&ts);
+    kr_time_now_ms(&ts);
     char stamp[48];
-    kr_offline_format_stamp(stamp, sizeof(stamp), &ts);
+    kr_time_format_utc(stamp, sizeof(stamp), &ts);
     kr_xml_node *d = kr_xml_elem_add(st->arena, st->elem, KR_NS_DELAY, "delay");
     kr_xml_attr_set(st->arena, d, "from", st->to.domain);
     kr_xml_attr_set(st->arena, d, "stamp", stamp);
@@ -191,7 +175,7 @@ static kr_verdict kr_offline_handle(kr_handler_ctx *ctx)
     p->arena = kr_arena_new(1024);
     p->orig = kr_xml_node_copy(p->arena, st->elem);
     struct timespec ts;
-    p->stamp = kr_offline_now_ms(&ts);
+    p->stamp = kr_time_now_ms(&ts);
     kr_offline_add_delay(st);
     kr_xml_serialize(&p->xml, st->elem, KR_NS_CLIENT);
     kr_storage_submit(srv->storage, kr_offline_push_job, ctx->worker, kr_offline_push_done, p, 0);

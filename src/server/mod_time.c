@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/time.h"
 #include "server/modules.h"
 #include "server/router.h"
 
@@ -31,16 +32,6 @@ static void kr_time_format_tzo(char *out, size_t len, time_t now)
     char sign = off < 0 ? '-' : '+';
     off = labs(off) % (24 * 3600); /* real offsets are within ±14 h */
     snprintf(out, len, "%c%02d:%02d", sign, (int)(off / 3600), (int)(off % 3600 / 60));
-}
-
-static void kr_time_format_utc(char *out, size_t len, const struct timespec *ts)
-{
-    struct tm tm;
-    time_t sec = ts->tv_sec;
-    gmtime_r(&sec, &tm);
-    char base[32];
-    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, len, "%s.%03ldZ", base, ts->tv_nsec / 1000000);
 }
 
 static kr_verdict kr_time_handle(kr_handler_ctx *ctx)

@@ -20,6 +20,7 @@
 #include "core/error.h"
 #include "core/hmap.h"
 #include "core/log.h"
+#include "core/time.h"
 
 static void arena_allocations_are_aligned_and_distinct(void **state)
 {
@@ -183,6 +184,18 @@ static void errors_and_log_levels_have_names(void **state)
     free(s);
 }
 
+static void time_formats_xep0082_utc_with_milliseconds(void **state)
+{
+    struct timespec ts = {.tv_sec = 1031699305, .tv_nsec = 123456789}; /* XEP-0082 example day */
+    char out[40];
+    kr_time_format_utc(out, sizeof(out), &ts);
+    assert_string_equal(out, "2002-09-10T23:08:25.123Z");
+    struct timespec now;
+    int64_t ms = kr_time_now_ms(&now);
+    assert_int_equal(ms, (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+    assert_true(ms > 1577836800000LL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -195,6 +208,7 @@ int main(void)
         cmocka_unit_test(u64map_survives_interleaved_deletes),
         cmocka_unit_test(strmap_copies_keys_and_deletes),
         cmocka_unit_test(errors_and_log_levels_have_names),
+        cmocka_unit_test(time_formats_xep0082_utc_with_milliseconds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -186,7 +186,7 @@ static void errors_and_log_levels_have_names(void **state)
 
 static void time_formats_xep0082_utc_with_milliseconds(void **state)
 {
-    struct timespec ts = {.tv_sec = 1031699305, .tv_nsec = 123456789}; /* XEP-0082 example day */
+    struct timespec ts = {.tv_sec = 1031699305, .tv_nsec = 123456789}; /* XEP-0203 example stamp */
     char out[40];
     kr_time_format_utc(out, sizeof(out), &ts);
     assert_string_equal(out, "2002-09-10T23:08:25.123Z");

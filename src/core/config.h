@@ -62,6 +62,14 @@ typedef struct kr_config {
         unsigned auth_timeout_s; /* seconds to finish TLS+SASL+bind; default 30 */
         unsigned idle_timeout_s; /* close a silent authenticated stream; default 600 */
         size_t max_send_queue_bytes; /* per connection; default 1048576 */
+        size_t bytes_per_second;     /* read rate of an authenticated stream; default 1048576 */
+        size_t bytes_per_second_unauthenticated; /* before SASL success; default 65536 */
+        size_t burst_bytes;          /* token bucket size (both rates); default 262144 */
+        unsigned connections_per_ip; /* open connections from one IP address; default 256 */
+        unsigned login_failures_per_ip;      /* failures that start an IP cool-down; default 30 */
+        unsigned login_failures_per_account; /* failures that start an account cool-down; 10 */
+        unsigned login_failure_window_s;     /* a threshold's worth decays over this; 600 */
+        unsigned login_cooldown_s;           /* logins refused for this long; default 300 */
     } limits;
 
     struct {

@@ -12,7 +12,14 @@
  * again by id, so a client that left meanwhile costs nothing.
  * Failed logins are slowed down: each failure is answered after a delay that
  * doubles per failure on the stream (reads are paused meanwhile), and after
- * sasl.max_failures the stream is closed.
+ * sasl.max_failures the stream is closed. Failures are also counted per IP
+ * address and per account (limits.c); during a cool-down every login from
+ * that address or to that account is answered <temporary-auth-failure/>
+ * (RFC 6120 §6.5.13) with the same delay, whatever the password.
+ * Intake policy beyond 'from' stamping: a roster get/set addressed to another
+ * user is refused with <forbidden/> (RFC 6121 §2.1.5-§2.1.6: only the user's
+ * own server may push roster changes), and a stream that does not read its
+ * output is ended with <policy-violation/> (limits.max_send_queue_bytes).
  */
 #include "server/c2s.h"
 
@@ -28,6 +35,7 @@
 #include "core/log.h"
 #include "sasl/scram.h"
 #include "server/conn.h"
+#include "server/limits.h"
 #include "server/modules.h"
 #include "server/router.h"
 #include "server/session.h"
@@ -278,8 +286,21 @@ static void kr_c2s_send_failure(kr_c2s *c, const char *condition)
     kr_c2s_send_buf(c, &b);
 }
 
+/* Count a failure for the client's address and for the account it named, if any. */
+static void kr_c2s_login_failed(kr_c2s *c)
+{
+    char *acct = c->sasl_local ? kr_xasprintf("%s@%s", c->sasl_local, c->domain) : NULL;
+    if (kr_limits_login_failed(c->srv->cfg, c->conn->peer_ip, acct, kr_limits_now())) {
+        kr_limits_note(KR_LIMIT_LOGIN_LOCKED, kr_limits_now());
+        KR_LOG(KR_LOG_INFO, c->conn->log_ctx, "too many failed logins: cool-down started");
+        KR_LOG(KR_LOG_DEBUG, c->conn->log_ctx, "cool-down for %s / %s", c->conn->peer_ip,
+               acct ? acct : "(no account)");
+    }
+    free(acct);
+}
+
 /* Answer a failed attempt after a delay that doubles with each failure on this stream. */
-static void kr_c2s_sasl_fail(kr_c2s *c, const char *condition)
+static void kr_c2s_sasl_delay(kr_c2s *c, const char *condition)
 {
     kr_c2s_sasl_reset(c);
     c->failures++;
@@ -289,6 +310,12 @@ static void kr_c2s_sasl_fail(kr_c2s *c, const char *condition)
         delay = KR_SASL_DELAY_MAX_MS;
     kr_conn_read_pause(c->conn, true);
     kr_conn_timer_set(c->conn, delay);
+}
+
+static void kr_c2s_sasl_fail(kr_c2s *c, const char *condition)
+{
+    kr_c2s_login_failed(c);
+    kr_c2s_sasl_delay(c, condition);
 }
 
 static void kr_c2s_sasl_fail_now_due(kr_c2s *c)
@@ -306,6 +333,7 @@ static void kr_c2s_sasl_success(kr_c2s *c, const void *data, size_t len)
 {
     kr_c2s_send_sasl(c, "success", data, len);
     c->authed = true;
+    kr_conn_rate_set(c->conn, c->srv->cfg->limits.bytes_per_second);
     KR_LOG(KR_LOG_INFO, c->conn->log_ctx, "authenticated %s@%s with %s", c->sasl_local,
            c->domain, c->mech_name);
     c->bare = kr_xasprintf("%s@%s", c->sasl_local, c->domain);
@@ -385,9 +413,16 @@ static void kr_c2s_auth_lookup(kr_c2s *c, char *password, size_t password_len)
 {
     kr_auth_job *j = kr_xcalloc(1, sizeof(*j));
     j->jid = kr_xasprintf("%s@%s", c->sasl_local, c->domain);
-    j->hash = c->scram_hash;
     j->password = password;
     j->password_len = password_len;
+    if (kr_limits_login_blocked(c->srv->cfg, c->conn->peer_ip, j->jid, kr_limits_now())) {
+        /* In a cool-down: refuse without looking at the password (not counted again). */
+        kr_limits_note(KR_LIMIT_LOGIN_REFUSED, kr_limits_now());
+        kr_auth_job_free(j);
+        kr_c2s_sasl_delay(c, "temporary-auth-failure");
+        return;
+    }
+    j->hash = c->scram_hash;
     c->sasl_waiting = true;
     kr_storage_submit(c->srv->storage, kr_auth_job_run, c->conn->worker, kr_c2s_auth_done, j,
                       c->conn->id);
@@ -736,6 +771,15 @@ static int kr_c2s_track_presence(kr_c2s *c, kr_stanza *st)
     return -1;
 }
 
+/* RFC 6121 §2.1.5-§2.1.6: roster gets and sets go to the user's own account; one addressed to
+ * another user (a forged roster push) must not reach that user's client or roster. */
+static bool kr_c2s_foreign_roster_iq(const kr_stanza *st)
+{
+    return st->kind == KR_STANZA_IQ && (st->type & (KR_TYPE_GET | KR_TYPE_SET)) && st->payload &&
+           strcmp(st->payload->ns, "jabber:iq:roster") == 0 &&
+           (st->addressing & (KR_ADDR_BARE | KR_ADDR_FULL | KR_ADDR_REMOTE));
+}
+
 static void kr_c2s_stage_stanza(kr_c2s *c, kr_xml_node *e, kr_arena *a)
 {
     if (!kr_c2s_is_stanza(e)) {
@@ -758,6 +802,12 @@ static void kr_c2s_stage_stanza(kr_c2s *c, kr_xml_node *e, kr_arena *a)
             kr_stanza_make_error(&st, bad, NULL, c->domain);
             kr_router_send(c->srv, w, st.elem, a);
         }
+        return;
+    }
+    if (kr_c2s_foreign_roster_iq(&st)) {
+        kr_stanza_make_error(&st, "forbidden", "Only a user's own server changes its roster",
+                             c->domain);
+        kr_router_send(c->srv, w, st.elem, a);
         return;
     }
     int ev = -1;
@@ -904,6 +954,14 @@ static void kr_c2s_on_close(kr_conn *conn)
     KR_LOG(KR_LOG_INFO, conn->log_ctx, "session ended");
 }
 
+/* The client does not read: RFC 6120 §4.9.3.14 policy-violation, then close. */
+static void kr_c2s_on_overflow(kr_conn *conn)
+{
+    if (conn->proto)
+        kr_c2s_stream_error(conn->proto, "policy-violation",
+                            "Too much output queued: the client does not read");
+}
+
 static void kr_c2s_on_free(kr_conn *conn)
 {
     kr_c2s *c = conn->proto;
@@ -923,6 +981,7 @@ static const kr_conn_ops kr_c2s_ops = {
     .on_tls_ready = kr_c2s_on_tls_ready,
     .on_timer = kr_c2s_on_timer,
     .on_close = kr_c2s_on_close,
+    .on_overflow = kr_c2s_on_overflow,
     .on_free = kr_c2s_on_free,
 };
 
@@ -940,8 +999,9 @@ void kr_c2s_on_connection(uv_stream_t *listener, int status)
     kr_c2s *c = kr_xcalloc(1, sizeof(*c));
     c->conn = conn;
     c->srv = srv;
-    kr_xml_limits limits = {srv->cfg->limits.max_stanza_bytes, srv->cfg->limits.max_depth,
-                            srv->cfg->limits.max_attributes};
+    kr_xml_limits limits = kr_stanza_intake_limits(srv->cfg->limits.max_stanza_bytes,
+                                                   srv->cfg->limits.max_depth,
+                                                   srv->cfg->limits.max_attributes);
     kr_xml_parser_cbs cbs = {kr_c2s_stream_open, kr_c2s_element, kr_c2s_stream_close};
     c->parser = kr_xml_parser_new(&limits, &cbs, c);
     conn->proto = c;

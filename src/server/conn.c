@@ -4,7 +4,9 @@
  * synchronously out of the worker's shared read buffer, so an idle
  * connection holds no read buffer; OpenSSL releases its record buffers when
  * idle (SSL_MODE_RELEASE_BUFFERS). Writes first try uv_try_write and copy
- * only what the kernel did not take.
+ * only what the kernel did not take. Reading stops while the protocol asks
+ * (kr_conn_read_pause) or the token bucket is in debt, and resumes when
+ * neither holds; the bucket's own timer does the resuming.
  */
 #include "server/conn.h"
 
@@ -16,6 +18,7 @@
 #include "core/log.h"
 
 #define KR_CONN_LINGER_MS 3000
+#define KR_CONN_MIN_READ 512
 
 typedef struct kr_write_req {
     uv_write_t req;
@@ -34,6 +37,8 @@ static void kr_conn_closed_cb(uv_handle_t *h)
     if (c->tls)
         kr_tls_free(c->tls);
     kr_buf_clear(&c->out);
+    if (c->ip_counted)
+        kr_limits_conn_release(c->peer_ip);
     free(c);
 }
 
@@ -43,6 +48,7 @@ static void kr_conn_destroy(kr_conn *c)
     if (uv_is_closing((uv_handle_t *)&c->tcp))
         return;
     uv_close((uv_handle_t *)&c->timer, kr_conn_closed_cb);
+    uv_close((uv_handle_t *)&c->throttle, kr_conn_closed_cb);
     uv_close((uv_handle_t *)&c->tcp, kr_conn_closed_cb);
 }
 
@@ -54,6 +60,8 @@ static void kr_conn_begin_close(kr_conn *c)
     c->closing = true;
     kr_u64map_del(&kr_worker_state_get(c->worker)->conns, c->id);
     uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = false;
+    uv_timer_stop(&c->throttle);
     if (c->ops->on_close)
         c->ops->on_close(c);
 }
@@ -112,12 +120,14 @@ static void kr_conn_write_raw(kr_conn *c, const char *data, size_t len)
         if (len == 0)
             return;
     }
+    /* Over the bound the bytes are still queued (a TLS record cannot be left out of the
+     * stream); kr_conn_flush then has the connection closed, which frees the queue. */
     size_t limit = c->srv->cfg->limits.max_send_queue_bytes;
-    if (c->queued_bytes + len > limit && !c->closing) {
+    if (c->queued_bytes + len > limit && !c->closing && !c->overflowed) {
+        c->overflowed = true;
         KR_LOG(KR_LOG_INFO, c->log_ctx, "peer does not read: %zu bytes queued, closing",
                c->queued_bytes + len);
-        kr_conn_abort(c);
-        return;
+        kr_limits_note(KR_LIMIT_SEND_QUEUE, kr_limits_now());
     }
     kr_write_req *wr = kr_xmalloc(sizeof(*wr) + len);
     wr->conn = c;
@@ -156,6 +166,13 @@ void kr_conn_flush(kr_conn *c)
     /* Release a large buffer after a burst so idle memory stays small. */
     if (c->out.cap > 65536 && c->out.len == 0)
         kr_buf_clear(&c->out);
+    if (c->overflowed && !c->overflow_reported && !c->closing) {
+        c->overflow_reported = true;
+        if (c->ops->on_overflow)
+            c->ops->on_overflow(c); /* its last words; usually closes */
+        if (!c->closing)
+            kr_conn_close(c);
+    }
 }
 
 void kr_conn_flush_dirty(kr_worker *w)
@@ -210,6 +227,8 @@ void kr_conn_close(kr_conn *c)
     if (c->closing)
         return;
     kr_conn_flush(c);
+    if (c->closing) /* the flush overflowed and the protocol closed already */
+        return;
     kr_conn_begin_close(c);
     if (uv_is_closing((uv_handle_t *)&c->tcp))
         return;
@@ -233,7 +252,12 @@ static void kr_conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     kr_conn *c = h->data;
     kr_worker_state *ws = kr_worker_state_get(c->worker);
-    *buf = uv_buf_init(ws->read_buf, (unsigned)ws->read_buf_size);
+    /* Read no more than the token bucket allows (at least a small block), so pacing starts
+     * with the read that empties it rather than after a whole buffer. */
+    size_t n = ws->read_buf_size;
+    if (c->bucket.tokens < (int64_t)n)
+        n = c->bucket.tokens > KR_CONN_MIN_READ ? (size_t)c->bucket.tokens : KR_CONN_MIN_READ;
+    *buf = uv_buf_init(ws->read_buf, (unsigned)n);
 }
 
 static void kr_conn_read_tls(kr_conn *c, const char *data, size_t len)
@@ -263,6 +287,48 @@ static void kr_conn_read_tls(kr_conn *c, const char *data, size_t len)
         kr_conn_close(c);
 }
 
+static void kr_conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+/* Read when neither the protocol nor the token bucket holds reading back. */
+static void kr_conn_reading_update(kr_conn *c)
+{
+    bool want = !c->closing && !c->read_paused && !c->throttled;
+    if (want == c->reading)
+        return;
+    c->reading = want;
+    if (want)
+        uv_read_start((uv_stream_t *)&c->tcp, kr_conn_alloc_cb, kr_conn_read_cb);
+    else
+        uv_read_stop((uv_stream_t *)&c->tcp);
+}
+
+static void kr_conn_throttle_cb(uv_timer_t *t)
+{
+    kr_conn *c = t->data;
+    c->throttled = false;
+    kr_conn_reading_update(c);
+}
+
+/* Charge what was read; in debt, stop reading until it is paid (nothing is dropped). */
+static void kr_conn_pace(kr_conn *c, size_t n)
+{
+    uint64_t now = uv_now(&c->worker->loop);
+    uint64_t wait = kr_limits_bucket_charge(&c->bucket, c->rate,
+                                            c->srv->cfg->limits.burst_bytes, n, now);
+    if (wait == 0 || c->closing)
+        return;
+    if (!c->throttled)
+        kr_limits_note(KR_LIMIT_THROTTLED, kr_limits_now());
+    c->throttled = true;
+    kr_conn_reading_update(c);
+    uv_timer_start(&c->throttle, kr_conn_throttle_cb, wait, 0);
+}
+
+void kr_conn_rate_set(kr_conn *c, uint64_t bytes_per_second)
+{
+    c->rate = bytes_per_second;
+}
+
 static void kr_conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     kr_conn *c = s->data;
@@ -280,6 +346,7 @@ static void kr_conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         kr_conn_read_tls(c, buf->base, (size_t)nread);
     else
         c->ops->on_data(c, buf->base, (size_t)nread);
+    kr_conn_pace(c, (size_t)nread);
 }
 
 void kr_conn_read_pause(kr_conn *c, bool pause)
@@ -287,10 +354,7 @@ void kr_conn_read_pause(kr_conn *c, bool pause)
     if (c->closing || pause == c->read_paused)
         return;
     c->read_paused = pause;
-    if (pause)
-        uv_read_stop((uv_stream_t *)&c->tcp);
-    else
-        uv_read_start((uv_stream_t *)&c->tcp, kr_conn_alloc_cb, kr_conn_read_cb);
+    kr_conn_reading_update(c);
 }
 
 kr_conn *kr_conn_accept(kr_worker *w, uv_stream_t *listener, bool direct_tls,
@@ -304,9 +368,11 @@ kr_conn *kr_conn_accept(kr_worker *w, uv_stream_t *listener, bool direct_tls,
     c->id = atomic_fetch_add(&ws->srv->next_conn_id, 1);
     uv_tcp_init(&w->loop, &c->tcp);
     uv_timer_init(&w->loop, &c->timer);
+    uv_timer_init(&w->loop, &c->throttle);
     c->tcp.data = c;
     c->timer.data = c;
-    c->open_handles = 2;
+    c->throttle.data = c;
+    c->open_handles = 3;
     snprintf(c->log_ctx, sizeof(c->log_ctx), "%s#%llu w%u", kind, (unsigned long long)c->id,
              w->index);
     int r = uv_accept(listener, (uv_stream_t *)&c->tcp);
@@ -326,10 +392,20 @@ kr_conn *kr_conn_accept(kr_worker *w, uv_stream_t *listener, bool direct_tls,
     }
     KR_LOG(KR_LOG_DEBUG, c->log_ctx, "connection from %s%s", c->peer_ip,
            direct_tls ? " (direct TLS)" : "");
+    const kr_config *cfg = ws->srv->cfg;
+    if (!kr_limits_conn_acquire(c->peer_ip, cfg->limits.connections_per_ip)) {
+        KR_LOG(KR_LOG_DEBUG, c->log_ctx, "too many connections from %s: closed", c->peer_ip);
+        kr_limits_note(KR_LIMIT_CONN_REFUSED, kr_limits_now());
+        kr_conn_destroy(c);
+        return NULL;
+    }
+    c->ip_counted = true;
+    c->rate = cfg->limits.bytes_per_second_unauthenticated;
+    kr_limits_bucket_init(&c->bucket, cfg->limits.burst_bytes, uv_now(&w->loop));
     kr_u64map_put(&ws->conns, c->id, c);
     if (direct_tls)
         c->tls = kr_tls_new(ws->srv->tls);
-    uv_read_start((uv_stream_t *)&c->tcp, kr_conn_alloc_cb, kr_conn_read_cb);
+    kr_conn_reading_update(c);
     return c;
 }
 

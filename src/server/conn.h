@@ -8,6 +8,12 @@
  * is owned by its worker's table; it is freed only after libuv's close
  * callbacks ran, and it leaves the table as soon as closing starts, so a
  * delivery that arrives later finds nothing (CONVENTIONS.md rule 4).
+ * Limits enforced here (see limits.h, docs/SECURITY.md): connections per IP
+ * address (checked at accept), a token bucket that pauses reading when a peer
+ * sends faster than its rate (bytes already read are always processed), and
+ * the bound on output the peer has not taken (max_send_queue_bytes): past it
+ * the protocol gets on_overflow to say goodbye, then the connection closes and
+ * its queue is freed after at most the linger time.
  */
 #ifndef KR_SERVER_CONN_H
 #define KR_SERVER_CONN_H
@@ -19,6 +25,7 @@
 
 #include "core/buf.h"
 #include "net/tls.h"
+#include "server/limits.h"
 #include "server/server.h"
 
 typedef struct kr_conn kr_conn;
@@ -33,6 +40,9 @@ typedef struct kr_conn_ops {
     /* Closing has started (peer gone, error, or kr_conn_close): release protocol state.
      * Called exactly once, possibly from inside on_data; no more callbacks follow but on_free. */
     void (*on_close)(kr_conn *c);
+    /* The peer did not take its output: more than limits.max_send_queue_bytes is queued. The
+     * protocol may send a last error; the connection is closed right after in any case. */
+    void (*on_overflow)(kr_conn *c);
     /* The connection's memory is about to be released (from libuv's close callback, never
      * from inside another callback): free `proto`. */
     void (*on_free)(kr_conn *c);
@@ -41,17 +51,25 @@ typedef struct kr_conn_ops {
 struct kr_conn {
     uv_tcp_t tcp;
     uv_timer_t timer;
+    uv_timer_t throttle;     /* resumes reading when the token bucket is out of debt */
     kr_worker *worker;
     kr_server *srv;
     uint64_t id;
     kr_tls *tls;             /* NULL until TLS starts */
     kr_buf out;              /* plaintext gathered during this loop iteration */
     size_t queued_bytes;     /* handed to uv_write, not yet written */
-    unsigned open_handles;   /* tcp + timer; freed when both closed */
+    unsigned open_handles;   /* tcp + timer + throttle; freed when all are closed */
+    kr_bucket bucket;        /* read pacing (limits.bytes_per_second*) */
+    uint64_t rate;           /* bytes/s refilled into bucket */
     bool dirty;              /* listed for the end-of-iteration flush */
     bool closing;
     bool tls_ready_reported;
-    bool read_paused;
+    bool read_paused;        /* by the protocol (kr_conn_read_pause) */
+    bool throttled;          /* by the token bucket */
+    bool reading;            /* uv_read_start in effect */
+    bool overflowed;         /* send queue bound exceeded; closing follows */
+    bool overflow_reported;  /* on_overflow was called */
+    bool ip_counted;         /* counted in the per-IP table: release when freed */
     const kr_conn_ops *ops;
     void *proto;             /* protocol state (kr_c2s) */
     char log_ctx[96];        /* "c2s#12 w1" then "c2s#12 w1 alice@example.org/res" */
@@ -59,7 +77,9 @@ struct kr_conn {
 };
 
 /** Accept a pending connection on listener into a new kr_conn on worker w. direct_tls starts
- * TLS at once (XEP-0368). Returns the connection or NULL (accept failed; logged). */
+ * TLS at once (XEP-0368). Reads are paced at limits.bytes_per_second_unauthenticated until
+ * kr_conn_rate_set. Returns the connection or NULL (accept failed, or its IP address already
+ * has limits.connections_per_ip connections: closed at once, counted). */
 kr_conn *kr_conn_accept(kr_worker *w, uv_stream_t *listener, bool direct_tls,
                         const kr_conn_ops *ops, const char *kind);
 /** Find a live (not closing) connection of worker w. */
@@ -77,6 +97,8 @@ void kr_conn_close(kr_conn *c);
 void kr_conn_timer_set(kr_conn *c, uint64_t ms);
 /** Stop or resume reading (used to slow down failed logins). */
 void kr_conn_read_pause(kr_conn *c, bool pause);
+/** Set the read rate in bytes/s (e.g. raise it once the stream has authenticated). */
+void kr_conn_rate_set(kr_conn *c, uint64_t bytes_per_second);
 /** End-of-iteration hook of the worker: flush every dirty connection. */
 void kr_conn_flush_dirty(kr_worker *w);
 /** Close every connection of the worker (shutdown). */

@@ -175,3 +175,14 @@ void kr_stream_error_write(kr_buf *out, const char *condition, const char *text)
     }
     kr_buf_puts(out, "</stream:error></stream:stream>");
 }
+
+kr_xml_limits kr_stanza_intake_limits(size_t max_stanza_bytes, unsigned max_depth,
+                                      unsigned max_attributes)
+{
+    kr_xml_limits l = {max_stanza_bytes, max_depth, max_attributes};
+    if (l.max_stanza_bytes > 2 * KR_STANZA_ADDED_BYTES)
+        l.max_stanza_bytes -= KR_STANZA_ADDED_BYTES;
+    if (l.max_attrs > 2 * KR_STANZA_ADDED_ATTRS)
+        l.max_attrs -= KR_STANZA_ADDED_ATTRS;
+    return l;
+}

@@ -13,6 +13,7 @@
 
 #include "core/arena.h"
 #include "core/buf.h"
+#include "xml/parser.h"
 #include "xml/tree.h"
 #include "xmpp/jid.h"
 
@@ -95,6 +96,20 @@ void kr_stanza_make_error(kr_stanza *st, const char *condition, const char *text
 
 /** A new <iq type='result'/> answering st (from/to swapped), in st's arena. */
 kr_xml_node *kr_stanza_iq_result(kr_stanza *st);
+
+/* What the server may add to a stanza it accepted: a stamped 'from' (a JID is at most 3071
+ * bytes), on an error reply 'to' and 'type' and the <error/> child. */
+#define KR_STANZA_ADDED_ATTRS 3
+#define KR_STANZA_ADDED_BYTES 4096
+
+/**
+ * The parser limits for stanzas from a client: the configured ones less what the server may
+ * add (KR_STANZA_ADDED_*), so everything it forwards or answers still fits the configured
+ * limits where it is read next (another Kurier over s2s, or this server's own checks).
+ * Configured values must be at least twice the room (config.c's bounds see to it).
+ */
+kr_xml_limits kr_stanza_intake_limits(size_t max_stanza_bytes, unsigned max_depth,
+                                      unsigned max_attributes);
 
 /** Append a stream error and the closing tag to out (RFC 6120 §4.9). */
 void kr_stream_error_write(kr_buf *out, const char *condition, const char *text);

@@ -745,7 +745,7 @@ static void number_above_range_is_rejected(void **state)
 static void number_overflow_is_out_of_range(void **state)
 {
     expect_error("limits:\n  max_stanza_bytes: 99999999999999999999999\n",
-                 "t.yml:2: \"limits.max_stanza_bytes\" must be between 1024 and 16777216, not "
+                 "t.yml:2: \"limits.max_stanza_bytes\" must be between 16384 and 16777216, not "
                  "\"99999999999999999999999\".");
     /* 2^64 + 1 would wrap to 1 without the check. */
     expect_error("sasl:\n  max_failures: 18446744073709551617\n",

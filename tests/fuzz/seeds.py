@@ -1,0 +1,277 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""Writes the hand-made seed inputs of the fuzz harnesses into tests/fuzz/<target>/corpus/.
+
+Each seed is named seed-<what> and carries the small binary prefix its harness reads
+(see the comment at the top of each fuzz_<target>.c). The XMPP streams are the ones
+tests/integration/xmpp_raw.py and the integration tests send; the JIDs are RFC 7622 §3.5's
+examples (valid and invalid) and a few of our own; the SCRAM exchanges are RFC 5802 §5 and
+RFC 7677 §3; the configurations are examples/kurierd.yml and variants. Inputs libFuzzer adds
+later have hash names and are left alone. Run from anywhere: python3 tests/fuzz/seeds.py
+"""
+
+import base64
+import os
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+
+NS_STREAM = "http://etherx.jabber.org/streams"
+HEADER = ("<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+          "xmlns:stream='%s' to='example.com' version='1.0' xml:lang='en'>" % NS_STREAM)
+SERVER_HEADER = ("<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+                 "xmlns:stream='%s' from='example.com' id='c2s-1' version='1.0' "
+                 "xml:lang='en'>" % NS_STREAM)
+SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
+TLS = "urn:ietf:params:xml:ns:xmpp-tls"
+BIND = "urn:ietf:params:xml:ns:xmpp-bind"
+
+
+def write(target, name, data):
+    d = os.path.join(HERE, target, "corpus")
+    os.makedirs(d, exist_ok=True)
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    with open(os.path.join(d, "seed-" + name), "wb") as f:
+        f.write(data)
+
+
+def b64(s):
+    return base64.b64encode(s.encode()).decode()
+
+
+# ---- stanzas a logged-in client sends (tests/integration) ----------------------------------
+STANZAS = {
+    "presence": "<presence/>",
+    "presence-show": "<presence><show>dnd</show><status>busy</status><priority>5</priority></presence>",
+    "presence-unavailable": "<presence type='unavailable'><status>bye</status></presence>",
+    "presence-subscribe": "<presence to='bob@example.com' type='subscribe'/>",
+    "presence-directed": "<presence to='bob@example.com/phone'><status>hi</status></presence>",
+    "presence-bad-type": "<presence type='bogus'/>",
+    "message-chat": "<message to='bob@example.com' type='chat' id='m1'><body>Hello &amp; "
+                    "&lt;welcome&gt; &#x263A; &#9731;</body></message>",
+    "message-lang": "<message to='bob@example.com' type='chat' xml:lang='de'><body>Grüße</body>"
+                    "<body xml:lang='en'>Greetings</body><thread>t1</thread></message>",
+    "message-composing": "<message to='bob@example.com' type='chat'><composing "
+                         "xmlns='http://jabber.org/protocol/chatstates'/></message>",
+    "message-badto": "<message to='not a jid@@' type='chat' id='badto'><body>x</body></message>",
+    "message-remote": "<message to='carol@elsewhere.example' id='r1'><body>x</body></message>",
+    "message-headline": "<message to='example.com' type='headline'><subject>s</subject></message>",
+    "message-cdata": "<message to='bob@example.com'><body><![CDATA[<not markup> & stuff]]></body>"
+                     "</message>",
+    "message-nsattr": "<message to='bob@example.com' xmlns:x='urn:x' x:a='1' x:b='2'>"
+                      "<x:payload xmlns:y='urn:y' y:c=\"'q'\">\t\r\n</x:payload></message>",
+    "iq-ping": "<iq type='get' id='p1' to='example.com'><ping xmlns='urn:xmpp:ping'/></iq>",
+    "iq-roster-get": "<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>",
+    "iq-roster-set": "<iq type='set' id='r2'><query xmlns='jabber:iq:roster'><item "
+                     "jid='bob@example.com' name='Bob'><group>Friends</group></item></query></iq>",
+    "iq-disco": "<iq type='get' id='d1' to='example.com'><query "
+                "xmlns='http://jabber.org/protocol/disco#info'/></iq>",
+    "iq-vcard": "<iq type='set' id='v1'><vCard xmlns='vcard-temp'><FN>Alice</FN></vCard></iq>",
+    "iq-block": "<iq type='set' id='b1'><block xmlns='urn:xmpp:blocking'><item "
+                "jid='spam@example.org'/></block></iq>",
+    "iq-private": "<iq type='set' id='x1'><query xmlns='jabber:iq:private'><storage "
+                  "xmlns='storage:bookmarks'/></query></iq>",
+    "iq-version": "<iq type='get' id='ver' to='example.com'><query xmlns='jabber:iq:version'/></iq>",
+    "iq-time": "<iq type='get' id='t' to='example.com'><time xmlns='urn:xmpp:time'/></iq>",
+    "iq-session": "<iq type='set' id='s1'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>",
+    "iq-result": "<iq type='result' id='push1'/>",
+    "iq-two-payloads": "<iq type='get' id='two'><a xmlns='urn:a'/><b xmlns='urn:b'/></iq>",
+    "iq-no-id": "<iq type='get'><ping xmlns='urn:xmpp:ping'/></iq>",
+    "iq-error": "<iq type='error' id='e1' to='bob@example.com/r'><error type='cancel'>"
+                "<service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>",
+    "whitespace": "\n\t \r\n",
+    "deep": "<message to='bob@example.com' type='chat'>" + "<a>" * 70 + "</a>" * 70 + "</message>",
+    "not-stanza": "<foo xmlns='urn:foo'/>",
+    "wrong-ns": "<message xmlns='jabber:server' to='bob@example.com'/>",
+    "spoofed-from": "<message from='mallory@example.com/x' to='bob@example.com'><body>x</body>"
+                    "</message>",
+    "unclosed": "<message to='bob@example.com'><body>x</mess>",
+    "close": "</stream:stream>",
+}
+
+HOSTILE = {
+    "doctype": "<?xml version='1.0'?><!DOCTYPE stream:stream [<!ENTITY boom 'boom'>]>",
+    "pi": HEADER + "<?php echo 1; ?>",
+    "comment": HEADER + "<!-- hello -->",
+    "encoding": "<?xml version='1.0' encoding='ISO-8859-1'?><stream:stream xmlns='jabber:client' "
+                "xmlns:stream='%s'>" % NS_STREAM,
+    "bad-utf8": HEADER.encode() + b"<message><body>\xc3\x28\xff</body></message>",
+    "nul": HEADER.encode() + b"<message><body>a\x00b</body></message>",
+    "stream-text": HEADER + "hello",
+    "undefined-entity": HEADER + "<message><body>&nbsp;</body></message>",
+    "many-attrs": HEADER + "<message " + " ".join("a%d='%d'" % (i, i) for i in range(80)) + "/>",
+    "dup-attr": HEADER + "<message a='1' a='2'/>",
+    "unbound-prefix": HEADER + "<x:message/>",
+}
+
+
+def c2s_seeds():
+    for name, s in STANZAS.items():
+        write("c2s_session", name, b"\x00\x00\x00" + s.encode())
+    everything = "".join(STANZAS[k] for k in STANZAS if k not in ("unclosed", "close", "not-stanza",
+                                                                   "wrong-ns"))
+    write("c2s_session", "session", b"\x00\x00\x00" + everything.encode())
+    write("c2s_session", "session-split", b"\x00\x2a\x01" + everything.encode())
+    write("c2s_session", "own-header", b"\x01\x00\x00" + (HEADER + STANZAS["presence"] +
+                                                          STANZAS["message-chat"] +
+                                                          "</stream:stream>").encode())
+    for name, s in HOSTILE.items():
+        data = s if isinstance(s, bytes) else s.encode()
+        write("c2s_session", "hostile-" + name, b"\x01\x00\x00" + data)
+
+
+def xml_seeds():
+    # prefix: depth/attrs, size/chunk, split seed (2), flags (1 = we add the header, 2 = restarts)
+    big = b"\xff\xff"
+    login = (HEADER + "<starttls xmlns='%s'/>" % TLS +
+             "<proceed xmlns='%s'/>" % TLS + HEADER +
+             "<auth xmlns='%s' mechanism='SCRAM-SHA-1'>%s</auth>" % (SASL, b64("n,,n=user,r=fyko+d2lbbFgONRv9qkxdawL")) +
+             "<response xmlns='%s'>%s</response>" % (SASL, b64(
+                 "c=biws,r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,p=v0X8v3Bz2T0CJGbJQyF0X+HI4Ts=")) +
+             "<success xmlns='%s'/>" % SASL + HEADER +
+             "<iq type='set' id='bind1'><bind xmlns='%s'><resource>balcony</resource></bind></iq>" % BIND +
+             STANZAS["presence"] + "</stream:stream>")
+    write("xml_parser", "login", big + b"\x00\x00\x02" + login.encode())
+    write("xml_parser", "login-bytewise", b"\xff\x07\x01\x00\x02" + login.encode())
+    write("xml_parser", "login-split", big + b"\x37\x13\x02" + login.encode())
+    features = (SERVER_HEADER + "<stream:features><starttls xmlns='%s'><required/></starttls>"
+                "<mechanisms xmlns='%s'><mechanism>SCRAM-SHA-256-PLUS</mechanism>"
+                "<mechanism>SCRAM-SHA-256</mechanism><mechanism>PLAIN</mechanism></mechanisms>"
+                "<sasl-channel-binding xmlns='urn:xmpp:sasl-cb:0'><channel-binding "
+                "type='tls-exporter'/></sasl-channel-binding></stream:features>" % (TLS, SASL) +
+                "<stream:error><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/><text "
+                "xmlns='urn:ietf:params:xml:ns:xmpp-streams' xml:lang='en'>Replaced</text>"
+                "</stream:error></stream:stream>")
+    write("xml_parser", "features", big + b"\x00\x00\x00" + features.encode())
+    for name, s in STANZAS.items():
+        write("xml_parser", "stanza-" + name, big + b"\x00\x00\x01" + s.encode())
+    write("xml_parser", "no-default-ns", big + b"\x00\x00\x00" +
+          ("<stream:stream xmlns:stream='%s'><message xmlns='jabber:client'/><iq/></stream:stream>"
+           % NS_STREAM).encode())
+    write("xml_parser", "prefixed", big + b"\x00\x00\x00" +
+          ("<s:stream xmlns:s='%s' xmlns='jabber:server' xmlns:db='jabber:server:dialback'>"
+           "<db:result from='a.example' to='b.example'>abc</db:result></s:stream>" % NS_STREAM).encode())
+    write("xml_parser", "tight-limits", b"\x00\x00\x05\x00\x01" + STANZAS["message-lang"].encode())
+    for name, s in HOSTILE.items():
+        data = s if isinstance(s, bytes) else s.encode()
+        write("xml_parser", "hostile-" + name, big + b"\x00\x00\x00" + data)
+
+
+def jid_seeds():
+    jids = [
+        # RFC 7622 §3.5 (valid)
+        "juliet@example.com", "juliet@example.com/foo", "juliet@example.com/foo bar",
+        "juliet@example.com/foo@bar", "foo\\20bar@example.com", "fussball@example.com",
+        "fu\u00dfball@example.com", "\u03c0@example.com", "\u03a3@example.com/foo",
+        "\u03c3@example.com/foo", "\u03c2@example.com/foo", "king@example.com/\u265a",
+        "example.com", "example.com/foobar", "a.example.com/b@example.net",
+        # RFC 7622 §3.5 (invalid)
+        "\"juliet\"@example.com", "foo bar@example.com", "juliet@example.com/ foo",
+        "@example.com/", "henri\u2163@example.com", "\u265a@example.com", "juliet@",
+        "/foobar",
+        # ours: IP literals, IDNA, case, limits, odd bytes
+        "[::1]", "user@[2001:DB8:0:0:0:0:0:1]/res", "192.0.2.1", "user@192.0.2.1/r",
+        "[192.0.2.1]", "EXAMPLE.COM.", "User@Example.COM/Res", "\u00c9l\u00e8ve@\u00c9COLE.example",
+        "\u4f8b\u3048@\u4f8b\u3048.\u30c6\u30b9\u30c8/\u30ea\u30bd\u30fc\u30b9",
+        "xn--bcher-kva.example", "b\u00fccher.example", "a" * 64 + ".example",
+        "x" * 1023 + "@example.com", "x" * 1024 + "@example.com",
+        "juliet@example.com/" + "r" * 1023, "a@b@c", "a/b/c", "a@b/c@d/e", "..", "a..b",
+        "-a.example", "a_b.example", "\u00a0@example.com", "x@example.com/\u2000",
+        "\u0130@example.com", "\ufb01@example.com", "\u212b@example.com", "\u1e9e@example.com",
+        "\u0627\u0628@example.com", "a\u200d@example.com",
+    ]
+    for i, j in enumerate(jids):
+        write("jid", "%02d" % i, j)
+    write("jid", "nul", b"juliet\x00@example.com")
+    write("jid", "bad-utf8", b"jul\xc3\x28iet@example.com")
+    write("jid", "overlong", b"\xc0\xafa@example.com")
+
+
+def scram_seeds():
+    def seed(name, flags, first, second):
+        first, second = first.encode(), second.encode()
+        write("scram", name, bytes([flags]) + struct.pack("<H", len(first)) + first + second)
+
+    v1 = ("n,,n=user,r=fyko+d2lbbFgONRv9qkxdawL",
+          "c=biws,r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,p=v0X8v3Bz2T0CJGbJQyF0X+HI4Ts=",
+          "r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,s=QSXCR+Q6sek8bf92,i=4096",
+          "v=rmF9pqV8S7suAoZWja4dJRkFsKQ=")
+    v256 = ("n,,n=user,r=rOprNGfwEbeRWgbNEkqO",
+            "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
+            "p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
+            "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",
+            "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=")
+    # server side: RFC exchanges (success), unknown user, -PLUS variants, odd client-firsts
+    seed("server-sha1-rfc5802", 0, v1[0], v1[1])
+    seed("server-sha256-rfc7677", 1, v256[0], v256[1])
+    seed("server-sha256-unknown-user", 1 | 16, v256[0], v256[1])
+    cb = bytes(range(0x40, 0x60))
+    cbind = base64.b64encode(b"p=tls-exporter,," + cb).decode()
+    seed("server-plus-exporter", 1 | 2 | 4 | 8, "p=tls-exporter,,n=user,r=rOprNGfwEbeRWgbNEkqO",
+         "c=%s,r=rOprNGfwEbeRWgbNEkqO%%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=AAAA" % cbind)
+    seed("server-plus-endpoint", 1 | 2 | 4 | 8, "p=tls-server-end-point,a=admin,n=user,r=abc",
+         "c=cD10bHMtc2VydmVyLWVuZC1wb2ludCxhPWFkbWluLA==,r=abc,p=AAAA")
+    seed("server-y-downgrade", 4 | 8, "y,,n=user,r=abc", "c=eSws,r=abc,p=AAAA")
+    seed("server-escaped-name", 0, "n,a=x=3Dy=2Cz,n=a=2Cb=3Dc,r=nonce,ext=1", "c=biws,r=x,p=AAAA")
+    seed("server-mext", 0, "n,,m=ext,n=user,r=abc", "")
+    seed("server-utf8-name", 1, "n,,n=\u00e9l\u00e8ve\u2163,r=abc", "c=biws,r=abc,p=")
+    # client side
+    seed("client-sha1-rfc5802", 32, v1[2], v1[3])
+    seed("client-sha256-rfc7677", 33, v256[2], v256[3])
+    seed("client-server-error", 33, v256[2], "e=invalid-proof")
+    seed("client-mext", 32, "m=x," + v1[2], v1[3])
+    seed("client-big-iterations", 33, v256[2].replace("i=4096", "i=1000000"), v256[3])
+    seed("client-extensions", 32 | 64 | 128, v1[2] + ",x=ext", v1[3] + ",y=z")
+    seed("client-salt-long", 33, "r=rOprNGfwEbeRWgbNEkqOabc,s=%s,i=4096" % base64.b64encode(
+        bytes(80)).decode(), "v=AAAA")
+
+
+def config_seeds():
+    with open(os.path.join(ROOT, "examples", "kurierd.yml"), "rb") as f:
+        example = f.read()
+    write("config", "example", example)
+    write("config", "example-crlf", example.replace(b"\n", b"\r\n"))
+    variants = {
+        "empty": "",
+        "minimal": "domains: [example.com]\n",
+        "domains-block": "domains:\n  - example.com\n  - chat.example.org\nworkers: 2\n",
+        "unknown-key": "domains: [example.com]\nwokers: 2\n",
+        "wrong-type": "workers: two\n",
+        "out-of-range": "sasl:\n  scram_iterations: 12\n",
+        "negative": "limits:\n  max_depth: -1\n",
+        "huge-number": "limits:\n  max_stanza_bytes: 99999999999999999999999\n",
+        "listen": "c2s:\n  starttls: ['127.0.0.1:5222', '[::1]:5222']\n  direct_tls: []\n",
+        "listen-bad": "c2s:\n  starttls: ['localhost:99999']\n",
+        "bool": "sasl:\n  plain: no\noffline:\n  enabled: off\nregistration:\n  enabled: yes\n",
+        "anchors": "a: &x 1\nworkers: *x\n",
+        "alias-loop": "x: &a [*a]\n",
+        "two-docs": "workers: 1\n---\nworkers: 2\n",
+        "flow": "{domains: [a.example, b.example], log_level: debug, tls: {certificate: c.pem, key: k.pem}}",
+        "tabs": "limits:\n\tmax_depth: 3\n",
+        "not-mapping": "- a\n- b\n",
+        "scalar": "hello",
+        "null-values": "tls:\n  certificate:\n  key: ~\n",
+        "dup-key": "workers: 1\nworkers: 2\n",
+        "tag": "workers: !!str 3\n",
+        "unicode-domain": "domains: [\"B\u00fccher.Example\", \"\u4f8b\u3048.\u30c6\u30b9\u30c8\"]\n",
+        "bad-domain": "domains: ['not a domain', '']\n",
+        "nested-wrong": "limits: [1, 2]\n",
+        "quoted-escapes": "data_dir: \"/tmp/\\x00\\u2028x\"\n",
+        "unterminated": "domains: [example.com\n",
+        "bad-indent": "limits:\n    max_depth: 3\n  max_attributes: 4\n",
+    }
+    for name, s in variants.items():
+        write("config", name, s)
+    write("config", "bad-utf8", b"domains: [ex\xffample.com]\n")
+    write("config", "nul", b"workers: 1\x00\n")
+    write("config", "bom", b"\xef\xbb\xbfworkers: 1\n")
+
+
+if __name__ == "__main__":
+    c2s_seeds()
+    xml_seeds()
+    jid_seeds()
+    scram_seeds()
+    config_seeds()

@@ -8,7 +8,7 @@ CONFIG ?= examples/kurierd.yml
 BUILD := build
 BUILD_TEST := build-test
 
-.PHONY: all run test build build-test unit integration deps deps-test clean
+.PHONY: all run test build build-test unit integration deps deps-test clean bench fuzz
 
 all: build
 
@@ -42,6 +42,17 @@ integration: build-test
 
 test: build-test
 	@scripts/run-tests.sh all
+
+# libFuzzer harnesses of tests/fuzz, FUZZ_SECONDS each, built with clang in build-fuzz/
+# (scripts/fuzz.sh; tests/fuzz/README.md). New inputs go to each corpus/, crashes to crashes/.
+FUZZ_SECONDS ?= 60
+fuzz:
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh run
+
+# Side-by-side benchmark against ejabberd and Prosody (root; installs them if missing);
+# writes docs/PERFORMANCE.md. Short run: make bench QUICK=1. See scripts/bench.sh.
+bench: build
+	@scripts/bench.sh
 
 clean:
 	rm -rf $(BUILD) $(BUILD_TEST)

@@ -1,0 +1,421 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: AGPL-3.0-or-later
+#
+# Side-by-side benchmark of kurierd, ejabberd and Prosody (issue 4), run by `make bench`.
+# It owns one work directory per run (servers' data, spools, logs, certificate) and one
+# results directory (bench/results/<UTC time>/: every run's JSON line, versions, machine,
+# server start commands), and writes docs/PERFORMANCE.md from them (scripts/bench_report.py).
+# Steps: install prosody/ejabberd if missing (without letting the packages start their
+# services), make one self-signed ECDSA P-256 certificate for bench.localhost, start the three
+# servers on loopback from their own directories (templates in bench/), create the same
+# accounts on each with its own tool, create the `presence` rosters once per server, then run
+# every workload against every server interleaved (A B C A B C ...) for ROUNDS rounds.
+# Invariants: only 127.0.0.1 is ever a target; every server process started here is stopped
+# by the EXIT trap (by its PID); a server that cannot be started is reported, never faked.
+#
+# Environment (defaults in parentheses; QUICK=1 switches to small ones):
+#   ROUNDS (3; QUICK 1)  SERVERS ("kurier ejabberd prosody")  WORKLOADS (all, in this order:
+#   "msg msg-light login idle presence")  IDLE_N (5000; QUICK 300)  PRESENCE_R (1000; QUICK 50)
+#   MSG_PAIRS (100; QUICK 20)  MSG_WINDOW (4)  MSG_WARMUP (5; QUICK 1)  MSG_DURATION (10; QUICK 3)
+#   LOGIN_N (1000; QUICK 200)  LOGIN_C (50; QUICK 20)  IDLE_HOLD (10; QUICK 3)  IDLE_RATE (1000)
+#   SETUP_TIMEOUT (300: seconds for the one-time setup-roster, tried twice)
+#   BUILD (build)  BENCH_WORK (a new /tmp/kurier-bench.XXXXXX, removed at the end unless
+#   KEEP_WORK=1)  REPORT (docs/PERFORMANCE.md)  KURIER_PORT (15222)  EJABBERD_PORT (35222)
+#   PROSODY_PORT (25222); each server also uses PORT+1 for direct TLS, ejabberd PORT+77 for
+#   its Erlang distribution (loopback only).
+set -euo pipefail
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${BUILD:-$REPO/build}
+case $BUILD in /*) ;; *) BUILD=$REPO/$BUILD ;; esac
+QUICK=${QUICK:-0}
+if [ "$QUICK" = 1 ]; then
+    d_rounds=1 d_idle=300 d_r=50 d_pairs=20 d_warm=1 d_dur=3 d_login=200 d_loginc=20 d_hold=3
+else
+    d_rounds=3 d_idle=5000 d_r=1000 d_pairs=100 d_warm=5 d_dur=10 d_login=1000 d_loginc=50 d_hold=10
+fi
+ROUNDS=${ROUNDS:-$d_rounds}
+SERVERS=${SERVERS:-kurier ejabberd prosody}
+WORKLOADS=${WORKLOADS:-msg msg-light login idle presence}
+IDLE_N=${IDLE_N:-$d_idle}
+IDLE_HOLD=${IDLE_HOLD:-$d_hold}
+IDLE_RATE=${IDLE_RATE:-1000}
+PRESENCE_R=${PRESENCE_R:-$d_r}
+MSG_PAIRS=${MSG_PAIRS:-$d_pairs}
+MSG_WINDOW=${MSG_WINDOW:-4}
+MSG_WARMUP=${MSG_WARMUP:-$d_warm}
+MSG_DURATION=${MSG_DURATION:-$d_dur}
+LOGIN_N=${LOGIN_N:-$d_login}
+LOGIN_C=${LOGIN_C:-$d_loginc}
+SETUP_TIMEOUT=${SETUP_TIMEOUT:-300}
+REPORT=${REPORT:-$REPO/docs/PERFORMANCE.md}
+KURIER_PORT=${KURIER_PORT:-15222}
+EJABBERD_PORT=${EJABBERD_PORT:-35222}
+PROSODY_PORT=${PROSODY_PORT:-25222}
+EJABBERD_DIST_PORT=$((EJABBERD_PORT + 77))
+DOMAIN=bench.localhost
+HOST=127.0.0.1
+PY=/usr/bin/python3
+
+# Accounts: bench0 .. bench(BASE_N-1) for msg, msg-light, login and idle; the presence user
+# and its contacts are bench(PFIRST) .. bench(PFIRST+PRESENCE_R).
+BASE_N=$((2 * MSG_PAIRS > 200 ? 2 * MSG_PAIRS : 200))
+PFIRST=$((BASE_N > 1000 ? BASE_N : 1000))
+LIGHT_PAIRS=10
+
+BENCH=$BUILD/kurier-bench
+KURIERD=$BUILD/kurierd
+KURIERCTL=$BUILD/kurierctl
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+for b in "$BENCH" "$KURIERD" "$KURIERCTL"; do
+    [ -x "$b" ] || die "$b missing: build the release tree first (make build, or make bench)"
+done
+[ "$(id -u)" = 0 ] || die "run as root: ejabberd and Prosody are run as their packages' users"
+
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+RESULTS=$REPO/bench/results/$STAMP
+mkdir -p "$RESULTS"
+RAW=$RESULTS/runs.jsonl
+: > "$RAW"
+if [ -n "${BENCH_WORK:-}" ]; then WORK=$BENCH_WORK; mkdir -p "$WORK"; else
+    WORK=$(mktemp -d /tmp/kurier-bench.XXXXXX); fi
+chmod 755 "$WORK"
+log "work directory $WORK, results $RESULTS"
+
+# ------------------------------------------------------------------ processes and cleanup
+declare -A PID=()        # server -> PID measured with --server-pid
+declare -A LAUNCHER=()   # server -> PID of the process we started (ejabberdctl for ejabberd)
+declare -A DOWN=()       # server -> why it is not benchmarked
+AVAILABLE=()
+
+stop_pid() { # pid seconds
+    local p=$1 t=$2 i
+    kill -0 "$p" 2>/dev/null || return 0
+    kill -TERM "$p" 2>/dev/null || true
+    for ((i = 0; i < t * 10; i++)); do kill -0 "$p" 2>/dev/null || return 0; sleep 0.1; done
+    log "PID $p still running ${t}s after SIGTERM: SIGKILL"
+    kill -KILL "$p" 2>/dev/null || true
+}
+
+descendant() { # pid name [argument] -> a descendant of pid with that command name (and,
+    # if given, that argument on its command line); ejabberdctl also runs short-lived beams
+    local p
+    for p in $(ps -e -o pid=,ppid=,comm= | awk -v root="$1" -v name="$2" '
+        { parent[$1] = $2; comm[$1] = $3 }
+        END { for (p in parent) if (comm[p] == name) {
+                  for (q = parent[p]; q != "" && q > 1; q = parent[q])
+                      if (q == root) { print p; break } } }'); do
+        if [ -z "${3:-}" ] || tr '\0' '\n' < "/proc/$p/cmdline" 2>/dev/null | grep -qx -- "$3"; then
+            echo "$p"
+            return 0
+        fi
+    done
+}
+
+cleanup() {
+    local s b
+    trap - EXIT INT TERM
+    # a beam.smp started before its PID was recorded
+    if [ -n "${LAUNCHER[ejabberd]:-}" ] && [ -z "${PID[ejabberd]:-}" ]; then
+        b=$(descendant "${LAUNCHER[ejabberd]}" beam.smp "-sname")
+        [ -n "$b" ] && PID[ejabberd]=$b
+    fi
+    for s in "${!PID[@]}"; do
+        log "stopping $s (PID ${PID[$s]})"
+        stop_pid "${PID[$s]}" 20
+    done
+    for s in "${!LAUNCHER[@]}"; do stop_pid "${LAUNCHER[$s]}" 5; done
+    wait 2>/dev/null || true
+    if [ -z "${BENCH_WORK:-}" ] && [ "${KEEP_WORK:-0}" != 1 ]; then
+        # keep the servers' logs with the results, drop data and spools
+        for s in kurier ejabberd prosody; do
+            [ -d "$WORK/$s" ] || continue
+            mkdir -p "$RESULTS/logs/$s"
+            find "$WORK/$s" -maxdepth 2 -name '*.log' -exec cp {} "$RESULTS/logs/$s/" \; 2>/dev/null || true
+        done
+        rm -rf "$WORK"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+port_free() { ! ss -Htln "sport = :$1" | grep -q .; }
+
+wait_listening() { # server port pid seconds
+    local i
+    for ((i = 0; i < $4 * 10; i++)); do
+        kill -0 "$3" 2>/dev/null || return 1
+        (exec 3<>"/dev/tcp/$HOST/$2") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+mark_down() { # server reason
+    DOWN[$1]=$2
+    printf '%s\t%s\n' "$1" "$2" >> "$RESULTS/unavailable.tsv"
+    log "$1 will not be benchmarked: $2"
+}
+
+# ------------------------------------------------------------------ packages
+ensure_package() { # package
+    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed" && return 0
+    log "installing $1 (its service is not started)"
+    local made_policy=0
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+        chmod 755 /usr/sbin/policy-rc.d
+        made_policy=1
+    fi
+    local rc=0
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$1" \
+        > "$RESULTS/apt-$1.log" 2>&1 || rc=$?
+    if [ $rc -ne 0 ]; then
+        apt-get update -qq > /dev/null 2>&1 || true
+        rc=0
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$1" \
+            >> "$RESULTS/apt-$1.log" 2>&1 || rc=$?
+    fi
+    [ $made_policy = 1 ] && rm -f /usr/sbin/policy-rc.d
+    return $rc
+}
+
+# ------------------------------------------------------------------ certificate
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+    -subj "/CN=$DOMAIN" -addext "subjectAltName=DNS:$DOMAIN" \
+    -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
+CA=$WORK/cert.pem
+chmod 644 "$CA"
+
+fill() { # template out key=value...
+    local tpl=$1 out=$2 expr=() kv
+    shift 2
+    for kv in "$@"; do expr+=(-e "s|@${kv%%=*}@|${kv#*=}|g"); done
+    sed "${expr[@]}" "$tpl" > "$out"
+}
+
+record_start() { printf '%s: %s\n' "$1" "$2" >> "$RESULTS/server-commands.txt"; }
+
+create_range() { # first last -> numbers, one a line
+    seq "$1" "$2"
+}
+account_numbers() { create_range 0 $((BASE_N - 1)); create_range "$PFIRST" $((PFIRST + PRESENCE_R)); }
+
+# ------------------------------------------------------------------ kurierd
+start_kurier() {
+    local d=$WORK/kurier
+    mkdir -p "$d/data"
+    port_free "$KURIER_PORT" && port_free $((KURIER_PORT + 1)) \
+        || { mark_down kurier "port $KURIER_PORT or $((KURIER_PORT + 1)) in use"; return 1; }
+    fill "$REPO/bench/kurierd.yml" "$d/kurierd.yml" WORK="$d" CERT="$WORK/cert.pem" \
+        KEY="$WORK/key.pem" PORT="$KURIER_PORT" DPORT=$((KURIER_PORT + 1))
+    (cd "$d" && exec "$KURIERD" -c "$d/kurierd.yml") < /dev/null > "$d/kurierd.log" 2>&1 &
+    PID[kurier]=$!
+    record_start kurier "cd $d && $KURIERD -c $d/kurierd.yml   (config: bench/kurierd.yml)"
+    wait_listening kurier "$KURIER_PORT" "${PID[kurier]}" 30 \
+        || { mark_down kurier "kurierd did not start: $(tail -3 "$d/kurierd.log" | tr '\n' ' ')"; return 1; }
+    log "kurierd up (PID ${PID[kurier]}), creating $((BASE_N + PRESENCE_R + 1)) accounts"
+    account_numbers | xargs -P 4 -I{} sh -c \
+        'echo "pw$1" | "$0" -c "$2" adduser "bench$1@$3" > /dev/null' \
+        "$KURIERCTL" {} "$d/kurierd.yml" "$DOMAIN" \
+        || { mark_down kurier "kurierctl adduser failed"; return 1; }
+    record_start kurier-accounts "echo pwI | $KURIERCTL -c $d/kurierd.yml adduser benchI@$DOMAIN (for each I)"
+}
+
+# ------------------------------------------------------------------ Prosody
+start_prosody() {
+    local d=$WORK/prosody
+    ensure_package prosody || { mark_down prosody "apt-get install prosody failed (see apt-prosody.log)"; return 1; }
+    port_free "$PROSODY_PORT" && port_free $((PROSODY_PORT + 1)) \
+        || { mark_down prosody "port $PROSODY_PORT or $((PROSODY_PORT + 1)) in use"; return 1; }
+    mkdir -p "$d/data" "$d/certs"
+    cp "$WORK/cert.pem" "$WORK/key.pem" "$d/"
+    fill "$REPO/bench/prosody.cfg.lua" "$d/prosody.cfg.lua" WORK="$d" CERT="$d/cert.pem" \
+        KEY="$d/key.pem" PORT="$PROSODY_PORT" DPORT=$((PROSODY_PORT + 1))
+    chown -R prosody:prosody "$d"
+    chmod 600 "$d/key.pem"
+    # Prosody refuses root; setpriv execs it as the package's user, so $! is Prosody itself.
+    (cd "$d" && exec setpriv --reuid=prosody --regid=prosody --init-groups \
+        env HOME="$d" prosody --config "$d/prosody.cfg.lua" -F) < /dev/null > "$d/console.log" 2>&1 &
+    PID[prosody]=$!
+    record_start prosody "cd $d && setpriv --reuid=prosody --regid=prosody --init-groups env HOME=$d prosody --config $d/prosody.cfg.lua -F   (config: bench/prosody.cfg.lua)"
+    wait_listening prosody "$PROSODY_PORT" "${PID[prosody]}" 30 \
+        || { mark_down prosody "prosody did not start: $(tail -3 "$d/console.log" "$d/prosody.log" 2>/dev/null | tr '\n' ' ')"; return 1; }
+    log "prosody up (PID ${PID[prosody]}), creating accounts through prosodyctl shell"
+    local script=$d/accounts.lua
+    {
+        echo "for i = 0, $((BASE_N - 1)) do user:create(\"bench\"..i..\"@$DOMAIN\", \"pw\"..i) end"
+        echo "for i = $PFIRST, $((PFIRST + PRESENCE_R)) do user:create(\"bench\"..i..\"@$DOMAIN\", \"pw\"..i) end"
+    } > "$script"
+    (cd "$d" && prosodyctl --config "$d/prosody.cfg.lua" shell < "$script") > "$d/accounts.out" 2>&1 \
+        || { mark_down prosody "prosodyctl shell failed: $(tail -3 "$d/accounts.out" | tr '\n' ' ')"; return 1; }
+    local n
+    n=$(find "$d/data/bench%2elocalhost/accounts" -name '*.dat' 2>/dev/null | wc -l)
+    [ "$n" -ge $((BASE_N + PRESENCE_R + 1)) ] \
+        || { mark_down prosody "only $n accounts created by prosodyctl shell"; return 1; }
+    record_start prosody-accounts "prosodyctl --config $d/prosody.cfg.lua shell < accounts.lua   with: $(head -1 "$script")"
+}
+
+# ------------------------------------------------------------------ ejabberd
+ejctl() { # args... (as the ejabberd user, with this run's config, spool and logs)
+    local d=$WORK/ejabberd
+    (cd "$d" && setpriv --reuid=ejabberd --regid=ejabberd --init-groups env HOME="$d" \
+        ejabberdctl --config-dir "$d" --config "$d/ejabberd.yml" --ctl-config "$d/ejabberdctl.cfg" \
+        --spool "$d/spool" --logs "$d/logs" "$@")
+}
+
+start_ejabberd() {
+    local d=$WORK/ejabberd i
+    ensure_package ejabberd || { mark_down ejabberd "apt-get install ejabberd failed (see apt-ejabberd.log)"; return 1; }
+    port_free "$EJABBERD_PORT" && port_free $((EJABBERD_PORT + 1)) && port_free "$EJABBERD_DIST_PORT" \
+        || { mark_down ejabberd "port $EJABBERD_PORT, $((EJABBERD_PORT + 1)) or $EJABBERD_DIST_PORT in use"; return 1; }
+    mkdir -p "$d/spool" "$d/logs"
+    cat "$WORK/cert.pem" "$WORK/key.pem" > "$d/server.pem"
+    fill "$REPO/bench/ejabberd.yml" "$d/ejabberd.yml" WORK="$d" CERTFILE="$d/server.pem" \
+        PORT="$EJABBERD_PORT" DPORT=$((EJABBERD_PORT + 1))
+    # The node's own name, cookie and distribution port (no epmd), bound to loopback.
+    cat > "$d/ejabberdctl.cfg" <<EOF
+ERLANG_NODE=kbench$$@localhost
+ERL_DIST_PORT=$EJABBERD_DIST_PORT
+INET_DIST_INTERFACE=127.0.0.1
+ERL_OPTIONS="-env ERL_CRASH_DUMP_BYTES 0 -setcookie kb$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')"
+EJABBERD_BYPASS_WARNINGS=true
+EOF
+    printf '{lookup,["file","native"]}.\n{host,{127,0,0,1}, ["localhost"]}.\n' > "$d/inetrc"
+    chown -R ejabberd:ejabberd "$d"
+    chmod 600 "$d/server.pem" "$d/ejabberdctl.cfg"
+    ejctl foreground < /dev/null > "$d/console.log" 2>&1 &
+    LAUNCHER[ejabberd]=$!
+    record_start ejabberd "cd $d && setpriv --reuid=ejabberd --regid=ejabberd --init-groups env HOME=$d ejabberdctl --config-dir $d --config $d/ejabberd.yml --ctl-config $d/ejabberdctl.cfg --spool $d/spool --logs $d/logs foreground   (config: bench/ejabberd.yml; measured PID: its beam.smp)"
+    # ejabberdctl runs erl as a child; erl execs into beam.smp, the process to measure.
+    local beam=""
+    for ((i = 0; i < 100; i++)); do
+        beam=$(descendant "${LAUNCHER[ejabberd]}" beam.smp "kbench$$@localhost")
+        [ -n "$beam" ] && break
+        kill -0 "${LAUNCHER[ejabberd]}" 2>/dev/null || break
+        sleep 0.1
+    done
+    [ -n "$beam" ] || { mark_down ejabberd "no beam.smp started: $(tail -5 "$d/console.log" | tr '\n' ' ')"; return 1; }
+    PID[ejabberd]=$beam
+    wait_listening ejabberd "$EJABBERD_PORT" "$beam" 60 \
+        || { mark_down ejabberd "ejabberd did not start: $(grep -h -m3 -E 'error|critical' "$d/console.log" "$d/logs/"*.log 2>/dev/null | tr '\n' ' ')"; return 1; }
+    ejctl started > /dev/null 2>&1 || true
+    log "ejabberd up (beam.smp PID $beam), importing accounts with ejabberdctl import_piefxis"
+    # XEP-0227 (PIEFXIS) file: ejabberd hashes each plain password into SCRAM on import.
+    {
+        echo "<?xml version='1.0' encoding='UTF-8'?>"
+        echo "<server-data xmlns='urn:xmpp:pie:0'><host jid='$DOMAIN'>"
+        account_numbers | sed "s|.*|<user name='bench&' password='pw&'/>|"
+        echo "</host></server-data>"
+    } > "$d/accounts.xml"
+    chown ejabberd:ejabberd "$d/accounts.xml"
+    ejctl import_piefxis "$d/accounts.xml" > "$d/accounts.out" 2>&1 \
+        || { mark_down ejabberd "import_piefxis failed: $(tail -3 "$d/accounts.out" | tr '\n' ' ')"; return 1; }
+    local n
+    n=$(ejctl registered_users "$DOMAIN" 2>/dev/null | grep -c '^bench' || true)
+    [ "$n" -ge $((BASE_N + PRESENCE_R + 1)) ] \
+        || { mark_down ejabberd "only $n accounts after import_piefxis"; return 1; }
+    record_start ejabberd-accounts "ejabberdctl (same options) import_piefxis $d/accounts.xml   (XEP-0227: <user name='benchI' password='pwI'/> for each I)"
+}
+
+# ------------------------------------------------------------------ versions, machine
+{
+    echo "kurierd	$("$KURIERD" --version 2>&1 | head -1)"
+    echo "kurier-git	$(git -C "$REPO" describe --always --dirty 2>/dev/null || echo unknown)"
+} > "$RESULTS/versions.tsv"
+"$PY" "$REPO/scripts/bench_report.py" machine > "$RESULTS/machine.json"
+
+port_of() { case $1 in kurier) echo "$KURIER_PORT" ;; ejabberd) echo "$EJABBERD_PORT" ;; prosody) echo "$PROSODY_PORT" ;; esac; }
+
+for s in $SERVERS; do
+    case $s in
+        kurier|ejabberd|prosody) ;;
+        *) die "unknown server '$s' in SERVERS (kurier, ejabberd, prosody)" ;;
+    esac
+    if "start_$s"; then AVAILABLE+=("$s"); fi
+done
+if dpkg-query -W prosody > /dev/null 2>&1; then
+    echo "prosody	$(prosodyctl about 2>/dev/null | head -1) (Debian $(dpkg-query -W -f='${Version}' prosody), $(prosodyctl about 2>/dev/null | sed -n 's/^Lua version: *//p' | head -1 | tr -s ' \t' ' ' | sed 's/^ //'))" >> "$RESULTS/versions.tsv"
+fi
+if dpkg-query -W ejabberd > /dev/null 2>&1; then
+    ev=$( [ -n "${PID[ejabberd]:-}" ] && ejctl status 2>/dev/null | sed -n 's/ is running.*//p' | head -1 || true)
+    echo "ejabberd	${ev:-ejabberd $(dpkg-query -W -f='${Version}' ejabberd)} (Erlang/OTP $(erl -noshell -eval 'io:format("~s",[erlang:system_info(otp_release)]), halt().' 2>/dev/null))" >> "$RESULTS/versions.tsv"
+fi
+[ ${#AVAILABLE[@]} -gt 0 ] || die "no server could be started"
+log "servers: ${AVAILABLE[*]}"
+
+# ------------------------------------------------------------------ runs
+json_str() { "$PY" -c 'import json,sys; print(json.dumps(sys.argv[1]))' "$1"; }
+
+run_bench() { # server workload round args...
+    local s=$1 w=$2 r=$3 rc=0 out err load0 load1
+    shift 3
+    local cmd=("$BENCH" "$@" --host "$HOST" --port "$(port_of "$s")" --user "bench%d@$DOMAIN"
+               --ca "$CA" --server-pid "${PID[$s]}")
+    out=$RESULTS/.out err=$RESULTS/stderr-$s-$w-$r.txt
+    load0=$(cut -d' ' -f1 /proc/loadavg)
+    if ! kill -0 "${PID[$s]}" 2>/dev/null; then
+        log "$s is no longer running; skipping $w"
+        printf '{"server":"%s","workload":"%s","round":%d,"exit":-1,"command":%s,"note":"server not running","result":null}\n' \
+            "$s" "$w" "$r" "$(json_str "${cmd[*]}")" >> "$RAW"
+        return 0
+    fi
+    "${cmd[@]}" > "$out" 2> "$err" || rc=$?
+    load1=$(cut -d' ' -f1 /proc/loadavg)
+    local res
+    res=$(head -1 "$out")
+    [ -n "$res" ] || res=null
+    printf '{"server":"%s","workload":"%s","round":%d,"exit":%d,"loadavg_before":%s,"loadavg_after":%s,"command":%s,"result":%s}\n' \
+        "$s" "$w" "$r" "$rc" "$load0" "$load1" "$(json_str "${cmd[*]}")" "$res" >> "$RAW"
+    log "round $r $w $s: $(grep -E -- '-- (OK|FAILED)' "$err" | tail -1)"
+    rm -f "$out"
+}
+
+workload_args() { # workload
+    case $1 in
+        msg) echo "msg $MSG_PAIRS -w $MSG_WINDOW --warmup $MSG_WARMUP --duration $MSG_DURATION" ;;
+        msg-light) echo "msg $LIGHT_PAIRS -w 1 --warmup $MSG_WARMUP --duration $MSG_DURATION" ;;
+        login) echo "login $LOGIN_N -c $LOGIN_C --accounts $BASE_N --presence" ;;
+        idle) echo "idle $IDLE_N --accounts $BASE_N --rate $IDLE_RATE --hold $IDLE_HOLD" ;;
+        presence) echo "presence $PRESENCE_R --first $PFIRST --timeout 30" ;;
+        *) die "unknown workload '$1'" ;;
+    esac
+}
+
+for w in $WORKLOADS; do workload_args "$w" > /dev/null; done
+
+case " $WORKLOADS " in *" presence "*)
+    for s in "${AVAILABLE[@]}"; do
+        log "setup-roster $PRESENCE_R on $s"
+        # shellcheck disable=SC2046
+        # Subscriptions are slow on some servers (each one is a few durable roster writes);
+        # a second pass finishes what the first left (it is idempotent).
+        for attempt in 1 2; do
+            run_bench "$s" setup-roster 0 setup-roster "$PRESENCE_R" --first "$PFIRST" \
+                --timeout "$SETUP_TIMEOUT" -c 100
+            tail -1 "$RAW" | grep -q '"valid":true' && break
+        done
+    done ;;
+esac
+
+for ((r = 1; r <= ROUNDS; r++)); do
+    for w in $WORKLOADS; do
+        for s in "${AVAILABLE[@]}"; do
+            # shellcheck disable=SC2046
+            run_bench "$s" "$w" "$r" $(workload_args "$w")
+        done
+    done
+done
+
+# ------------------------------------------------------------------ report
+{
+    echo "QUICK=$QUICK ROUNDS=$ROUNDS SERVERS=\"$SERVERS\" WORKLOADS=\"$WORKLOADS\""
+    echo "IDLE_N=$IDLE_N IDLE_HOLD=$IDLE_HOLD IDLE_RATE=$IDLE_RATE PRESENCE_R=$PRESENCE_R"
+    echo "MSG_PAIRS=$MSG_PAIRS MSG_WINDOW=$MSG_WINDOW MSG_WARMUP=$MSG_WARMUP MSG_DURATION=$MSG_DURATION"
+    echo "LOGIN_N=$LOGIN_N LOGIN_C=$LOGIN_C SETUP_TIMEOUT=$SETUP_TIMEOUT"
+} > "$RESULTS/settings.txt"
+"$PY" "$REPO/scripts/bench_report.py" report "$RESULTS" "$REPORT" "$REPO/bench/results/latest-summary.json"
+log "wrote $REPORT and bench/results/latest-summary.json (raw: $RAW)"

@@ -95,6 +95,16 @@ class Server:
     def jid(self, localpart: str) -> str:
         return "%s@%s" % (localpart, self.domain)
 
+    def rss_kb(self) -> int:
+        """Resident memory of our kurierd in kB (0 for an external server)."""
+        if self.proc is None:
+            return 0
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        raise AssertionError("no VmRSS")
+
     def log_tail(self, lines: int = 60) -> str:
         if self.log_path is None or not self.log_path.exists():
             return "(no log)"

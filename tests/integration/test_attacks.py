@@ -22,16 +22,6 @@ kurier_only = pytest.mark.kurier_only
 NS_ROSTER = "jabber:iq:roster"
 
 
-def _rss_kb(server):
-    if server.proc is None:
-        return 0
-    with open("/proc/%d/status" % server.proc.pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
 def _exchange(a, b, text):
     tag = "%s %s" % (text, uuid.uuid4().hex[:8])
     a.send_message(b.jid, tag + " a->b")
@@ -46,13 +36,13 @@ def bystanders(server):
     try:
         bob.login("bob", server.password("bob"))
         carol.login("carol", server.password("carol"))
-        base = _rss_kb(server)
+        base = server.rss_kb()
         yield bob, carol
         _exchange(bob, carol, "bystanders still talk")
         with server.raw() as fresh:
             fresh.login("alice", server.password("alice"))
             _exchange(fresh, bob, "fresh client talks")
-        grown = _rss_kb(server) - base
+        grown = server.rss_kb() - base
         print("\nRSS growth during the attack: %d kB" % grown)
         if server.proc is not None:
             assert grown < 64 * 1024, "server RSS grew by %d kB" % grown

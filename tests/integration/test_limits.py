@@ -36,11 +36,7 @@ ASAN_QUARANTINE_KB = 256 * 1024
 # ---------------------------------------------------------------- helpers
 
 def rss_kb(srv) -> int:
-    with open("/proc/%d/status" % srv.proc.pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
+    return srv.rss_kb()
 
 
 def open_fds(srv) -> int:

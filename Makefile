@@ -47,6 +47,7 @@ test: build-test
 # (scripts/fuzz.sh; tests/fuzz/README.md). New inputs go to each corpus/, crashes to crashes/.
 FUZZ_SECONDS ?= 60
 fuzz:
+	@scripts/deps.sh fuzz
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh run
 
 # Side-by-side benchmark against ejabberd and Prosody (root; installs them if missing);

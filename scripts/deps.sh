@@ -1,14 +1,16 @@
 #!/bin/sh
 # Install the Debian 12 packages Kurier needs (DESIGN.md, dependencies).
-# Usage: deps.sh build|test. As root: apt-get installs what is missing.
+# Usage: deps.sh build|test|fuzz. As root: apt-get installs what is missing.
 # Otherwise: prints the one apt-get line to run and fails.
 set -eu
 BUILD_PKGS="gcc pkg-config meson ninja-build openssl libuv1-dev libssl-dev libexpat1-dev
  libyaml-dev libsqlite3-dev libidn2-dev libicu-dev"
 TEST_PKGS="libcmocka-dev python3 python3-pytest python3-slixmpp python3-openssl python3-cryptography
  go-sendxmpp profanity tmux sslscan testssl.sh"
+FUZZ_PKGS="clang libclang-rt-14-dev"
 pkgs=$BUILD_PKGS
 [ "${1:-build}" = test ] && pkgs="$BUILD_PKGS $TEST_PKGS"
+[ "${1:-build}" = fuzz ] && pkgs="$BUILD_PKGS $FUZZ_PKGS"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

@@ -216,11 +216,25 @@ static void kr_xml_stream_start(kr_xml_parser *p, const XML_Char *name, const XM
     p->default_ns = NULL;
 }
 
+/* Whether expat name `name` is an element in the XML namespace (<xml:e/>): well-formed,
+ * but no protocol uses one and it cannot be written back without the xml: prefix, which
+ * the serializer never puts on element names. */
+static bool kr_xml_in_xml_ns(const XML_Char *name)
+{
+    const char *sep = strchr(name, KR_XML_NS_SEP);
+    return sep && (size_t)(sep - name) == sizeof(KR_NS_XML) - 1 &&
+           memcmp(name, KR_NS_XML, sizeof(KR_NS_XML) - 1) == 0;
+}
+
 static void kr_xml_elem_start(kr_xml_parser *p, const XML_Char *name, const XML_Char **atts)
 {
     unsigned nattrs;
     if (!kr_xml_check_attrs(p, atts, &nattrs))
         return;
+    if (kr_xml_in_xml_ns(name)) {
+        kr_xml_fail(p, KR_XML_BAD_FORMAT, "element in the xml namespace");
+        return;
+    }
     if (p->depth > p->limits.max_depth) {
         kr_xml_fail(p, KR_XML_POLICY_VIOLATION, "stanza nested deeper than %u",
                     p->limits.max_depth);

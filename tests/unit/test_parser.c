@@ -502,6 +502,21 @@ static void test_bad_syntax_is_not_well_formed(void **state)
     assert_int_equal(parse_error_str(HEADER "<message a=1/>"), KR_XML_NOT_WELL_FORMED);
 }
 
+/* Found by fuzzing: <xml:e/> parsed into an element the serializer wrote back as
+ * <e xmlns='http://www.w3.org/XML/1998/namespace'/>, which no parser accepts. */
+static void test_element_in_xml_namespace_is_bad_format(void **state)
+{
+    assert_int_equal(parse_error_str(HEADER "<xml:e/>"), KR_XML_BAD_FORMAT);
+    assert_int_equal(parse_error_str(HEADER "<message><xml:body>x</xml:body></message>"),
+                     KR_XML_BAD_FORMAT);
+    /* The xml: prefix on attributes stays fine. */
+    collector c;
+    collector_init(&c, NULL);
+    assert_int_equal(feed_str(&c, HEADER "<message><body xml:lang='de'>x</body></message>"), 0);
+    assert_int_equal(c.stanzas, 1);
+    collector_fini(&c);
+}
+
 static void test_text_at_stream_level_is_bad_format(void **state)
 {
     collector c;
@@ -815,6 +830,7 @@ int main(void)
         cmocka_unit_test(test_nul_byte_is_not_well_formed),
         cmocka_unit_test(test_bad_syntax_is_not_well_formed),
         cmocka_unit_test(test_text_at_stream_level_is_bad_format),
+        cmocka_unit_test(test_element_in_xml_namespace_is_bad_format),
         cmocka_unit_test(test_depth_limit_is_policy_violation),
         cmocka_unit_test(test_attribute_limit_is_policy_violation),
         cmocka_unit_test(test_stanza_of_exactly_the_limit_is_accepted),

@@ -142,6 +142,25 @@ kr_tls *kr_tls_new(kr_tls_ctx *ctx)
     return t;
 }
 
+void kr_tls_trim(kr_tls *t)
+{
+    /* A memory BIO keeps the capacity of the largest write it ever held. Once the engine
+     * has taken all input and we have taken all output, fresh BIOs hold nothing. The
+     * handshake must be over: a new BIO pair is no place for half a flight. */
+    if (!SSL_is_init_finished(t->ssl) || BIO_ctrl_pending(t->net_in) > 0 ||
+        BIO_ctrl_pending(t->net_out) > 0)
+        return;
+    BIO *in = BIO_new(BIO_s_mem());
+    BIO *out = BIO_new(BIO_s_mem());
+    if (!in || !out)
+        abort();
+    BIO_set_mem_eof_return(in, -1);
+    BIO_set_mem_eof_return(out, -1);
+    SSL_set_bio(t->ssl, in, out); /* frees the old pair */
+    t->net_in = in;
+    t->net_out = out;
+}
+
 void kr_tls_free(kr_tls *t)
 {
     if (!t)

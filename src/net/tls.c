@@ -84,6 +84,10 @@ kr_tls_ctx *kr_tls_ctx_new_server(const char *cert_path, const char *key_path, c
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                               SSL_MODE_ENABLE_PARTIAL_WRITE);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    /* No resumption (no cache, no stateless tickets): TLS 1.3 would still send two
+     * stateful NewSessionTickets per handshake, each costing a key derivation, random
+     * bytes and a record, for tickets that can never be used. */
+    SSL_CTX_set_num_tickets(ctx, 0);
     if (!SSL_CTX_set_cipher_list(ctx, KR_TLS12_CIPHERS) ||
         !SSL_CTX_set_ciphersuites(ctx, KR_TLS13_SUITES) ||
         !SSL_CTX_set1_groups_list(ctx, "X25519:P-256:P-384")) {

@@ -301,6 +301,13 @@ def report(results: Path, out: Path, summary_path: Path) -> None:
              "`bench/prosody.cfg.lua`, `bench/ejabberd.yml`.")
     L.append("")
 
+    # Hand-written profile and targeted measurements (bench/profile.md), kept with the table
+    # so the targets' misses and their causes are read together.
+    profile = Path(__file__).resolve().parent.parent / "bench" / "profile.md"
+    if profile.exists():
+        L.extend(profile.read_text().rstrip("\n").split("\n"))
+        L.append("")
+
     L.append("## Machine")
     L.append("")
     if mach:

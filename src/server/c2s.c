@@ -83,6 +83,8 @@ typedef struct kr_c2s {
     char *bare;
     char *full;
     char *resource;
+    kr_jid jid;      /* `full` prepared once at bind (parts in jid_mem), for stamped 'from' */
+    char *jid_mem;
     bool available;
     int priority;
     uint64_t auth_deadline;
@@ -652,6 +654,28 @@ static void kr_c2s_random_resource(char *out, size_t len)
         snprintf(out + n, 3, "%02x", rnd[i]);
 }
 
+/* Parse the full JID once, as kr_stanza_decode would parse the stamped 'from' of every
+ * stanza, and keep its parts in one allocation. */
+static void kr_c2s_jid_keep(kr_c2s *c, kr_arena *a)
+{
+    kr_jid j;
+    free(c->jid_mem);
+    c->jid_mem = NULL;
+    if (kr_jid_parse(a, c->full, &j) != 0)
+        return; /* cannot happen for a JID we prepared; intake then parses per stanza */
+    size_t nl = j.local ? strlen(j.local) + 1 : 0, nd = strlen(j.domain) + 1,
+           nr = j.resource ? strlen(j.resource) + 1 : 0;
+    char *m = kr_xmalloc(nl + nd + nr);
+    if (j.local)
+        memcpy(m, j.local, nl);
+    memcpy(m + nl, j.domain, nd);
+    if (j.resource)
+        memcpy(m + nl + nd, j.resource, nr);
+    c->jid = (kr_jid){.local = j.local ? m : NULL, .domain = m + nl,
+                      .resource = j.resource ? m + nl + nd : NULL};
+    c->jid_mem = m;
+}
+
 /* RFC 6120 §7.6-7.7: bind a resource; a resource already in use is taken over (§7.7.2.2). */
 static void kr_c2s_bind(kr_c2s *c, kr_arena *a, const char *id, const kr_xml_node *bind)
 {
@@ -670,6 +694,7 @@ static void kr_c2s_bind(kr_c2s *c, kr_arena *a, const char *id, const kr_xml_nod
     }
     c->resource = kr_xstrdup(resource);
     c->full = kr_xasprintf("%s/%s", c->bare, c->resource);
+    kr_c2s_jid_keep(c, a);
     kr_session_ref old;
     kr_worker *w = c->conn->worker;
     if (kr_sessions_bind(c->srv->sessions, c->bare, c->resource, w->index, c->conn->id, &old)) {
@@ -801,7 +826,9 @@ static void kr_c2s_stage_stanza(kr_c2s *c, kr_xml_node *e, kr_arena *a)
     if (!kr_xml_attr_get(e, "to") && kr_c2s_session_iq(c, e, id))
         return;
     kr_stanza st;
-    const char *bad = kr_stanza_decode(&st, e, a, kr_c2s_served, c->srv);
+    const char *bad = c->jid_mem
+                          ? kr_stanza_decode_from(&st, e, a, kr_c2s_served, c->srv, &c->jid)
+                          : kr_stanza_decode(&st, e, a, kr_c2s_served, c->srv);
     kr_worker *w = c->conn->worker;
     if (bad) {
         /* The error comes from the server: the original 'to' may not even be a JID. */
@@ -992,6 +1019,7 @@ static void kr_c2s_on_free(kr_conn *conn)
     free(c->bare);
     free(c->full);
     free(c->resource);
+    free(c->jid_mem);
     free(c);
 }
 

@@ -15,10 +15,14 @@
 #
 # Environment (defaults in parentheses; QUICK=1 switches to small ones):
 #   ROUNDS (3; QUICK 1)  SERVERS ("kurier ejabberd prosody")  WORKLOADS (all, in this order:
-#   "msg msg-light login idle presence")  IDLE_N (5000; QUICK 300)  PRESENCE_R (1000; QUICK 50)
+#   "msg msg-half msg-light login idle presence")  IDLE_N (5000; QUICK 300)  PRESENCE_R (1000; QUICK 50)
 #   MSG_PAIRS (100; QUICK 20)  MSG_WINDOW (4)  MSG_WARMUP (5; QUICK 1)  MSG_DURATION (10; QUICK 3)
 #   LOGIN_N (1000; QUICK 200)  LOGIN_C (50; QUICK 20)  IDLE_HOLD (10; QUICK 3)  IDLE_RATE (1000)
 #   SETUP_TIMEOUT (300: seconds for the one-time setup-roster, tried twice)
+#   MSG_HALF_RATE (msg-half's offered load in msg/s, open loop; default: half of Kurier's
+#   delivered msg/s in this run's first valid `msg` run, so `msg` must come first)
+#   HALF_SERVERS ("kurier": the servers msg-half runs against; the rate is above the others' peak)
+#   MSG_HALF_WINDOW (64: in-flight bound per pair under --msg-rate; never reached when healthy)
 #   BUILD (build)  BENCH_WORK (a new /tmp/kurier-bench.XXXXXX, removed at the end unless
 #   KEEP_WORK=1)  REPORT (docs/PERFORMANCE.md)  KURIER_PORT (15222)  EJABBERD_PORT (35222)
 #   PROSODY_PORT (25222); each server also uses PORT+1 for direct TLS, ejabberd PORT+77 for
@@ -36,7 +40,10 @@ else
 fi
 ROUNDS=${ROUNDS:-$d_rounds}
 SERVERS=${SERVERS:-kurier ejabberd prosody}
-WORKLOADS=${WORKLOADS:-msg msg-light login idle presence}
+WORKLOADS=${WORKLOADS:-msg msg-half msg-light login idle presence}
+MSG_HALF_RATE=${MSG_HALF_RATE:-}
+HALF_SERVERS=${HALF_SERVERS:-kurier}
+MSG_HALF_WINDOW=${MSG_HALF_WINDOW:-64}
 IDLE_N=${IDLE_N:-$d_idle}
 IDLE_HOLD=${IDLE_HOLD:-$d_hold}
 IDLE_RATE=${IDLE_RATE:-1000}
@@ -377,6 +384,7 @@ run_bench() { # server workload round args...
 workload_args() { # workload
     case $1 in
         msg) echo "msg $MSG_PAIRS -w $MSG_WINDOW --warmup $MSG_WARMUP --duration $MSG_DURATION" ;;
+        msg-half) echo "msg $MSG_PAIRS -w $MSG_HALF_WINDOW --msg-rate ${MSG_HALF_RATE:-0} --warmup $MSG_WARMUP --duration $MSG_DURATION" ;;
         msg-light) echo "msg $LIGHT_PAIRS -w 1 --warmup $MSG_WARMUP --duration $MSG_DURATION" ;;
         login) echo "login $LOGIN_N -c $LOGIN_C --accounts $BASE_N --presence" ;;
         idle) echo "idle $IDLE_N --accounts $BASE_N --rate $IDLE_RATE --hold $IDLE_HOLD" ;;
@@ -386,6 +394,33 @@ workload_args() { # workload
 }
 
 for w in $WORKLOADS; do workload_args "$w" > /dev/null; done
+case " $WORKLOADS " in *" msg-half "*)
+    if [ -z "$MSG_HALF_RATE" ]; then
+        case " $WORKLOADS " in *" msg "*"msg-half "*) ;;
+            *) die "msg-half needs MSG_HALF_RATE or the msg workload before it in WORKLOADS" ;;
+        esac
+    fi ;;
+esac
+
+# msg-half's rate, once: half of the first valid Kurier msg run's delivered msg/s.
+half_rate_from_runs() {
+    "$PY" - "$RAW" <<'PYEOF'
+import json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    res = r.get("result") or {}
+    if r["server"] == "kurier" and r["workload"] == "msg" and res.get("valid"):
+        print(int(res["results"]["msgs_per_s"] / 2))
+        break
+PYEOF
+}
+
+# Whether server $1 runs workload $2 (msg-half only against HALF_SERVERS).
+runs_workload() {
+    [ "$2" != msg-half ] && return 0
+    case " $HALF_SERVERS " in *" $1 "*) return 0 ;; esac
+    return 1
+}
 
 case " $WORKLOADS " in *" presence "*)
     for s in "${AVAILABLE[@]}"; do
@@ -403,7 +438,16 @@ esac
 
 for ((r = 1; r <= ROUNDS; r++)); do
     for w in $WORKLOADS; do
+        if [ "$w" = msg-half ] && [ -z "$MSG_HALF_RATE" ]; then
+            MSG_HALF_RATE=$(half_rate_from_runs)
+            if [ -z "$MSG_HALF_RATE" ]; then
+                log "no valid Kurier msg run yet: msg-half skipped in round $r"
+                continue
+            fi
+            log "msg-half: offering $MSG_HALF_RATE msg/s (half of Kurier's first valid msg run)"
+        fi
         for s in "${AVAILABLE[@]}"; do
+            runs_workload "$s" "$w" || continue
             # shellcheck disable=SC2046
             run_bench "$s" "$w" "$r" $(workload_args "$w")
         done
@@ -416,6 +460,7 @@ done
     echo "IDLE_N=$IDLE_N IDLE_HOLD=$IDLE_HOLD IDLE_RATE=$IDLE_RATE PRESENCE_R=$PRESENCE_R"
     echo "MSG_PAIRS=$MSG_PAIRS MSG_WINDOW=$MSG_WINDOW MSG_WARMUP=$MSG_WARMUP MSG_DURATION=$MSG_DURATION"
     echo "LOGIN_N=$LOGIN_N LOGIN_C=$LOGIN_C SETUP_TIMEOUT=$SETUP_TIMEOUT"
+    echo "MSG_HALF_RATE=${MSG_HALF_RATE:-} HALF_SERVERS=\"$HALF_SERVERS\" MSG_HALF_WINDOW=$MSG_HALF_WINDOW"
 } > "$RESULTS/settings.txt"
 "$PY" "$REPO/scripts/bench_report.py" report "$RESULTS" "$REPORT" "$REPO/bench/results/latest-summary.json"
 log "wrote $REPORT and bench/results/latest-summary.json (raw: $RAW)"

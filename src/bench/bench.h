@@ -61,6 +61,7 @@ typedef struct kr_bench_opts {
     double warmup_s;
     double duration_s;
     double grace_s;
+    double msg_rate; /* msg: messages/s offered in total, open loop; 0 = closed loop (window) */
     bool to_bare;
     unsigned body_size;
     unsigned contacts;
@@ -103,6 +104,7 @@ typedef struct kr_bench_slot {
 typedef struct kr_bench_pair {
     kr_bench_slot rcv, snd;
     kr_bench_seq seq;
+    kr_bench_pace pace; /* --msg-rate: this pair's share of the schedule */
 } kr_bench_pair;
 
 typedef struct kr_bench_run kr_bench_run;
@@ -112,6 +114,8 @@ typedef struct kr_bench_worker {
     pthread_t thread;
     uv_loop_t loop;
     uv_timer_t tick;
+    uv_timer_t pace; /* --msg-rate: sends what the schedule says is due, every millisecond */
+    bool pacing;
     kr_bench_run *run;
     kr_bench_phase seen_phase;
     uint64_t phase_start_ns;
@@ -135,6 +139,9 @@ typedef struct kr_bench_worker {
     /* results, read by main after join */
     kr_bench_hist lat;      /* login / msg / presence latency in µs */
     kr_bench_hist conn_lat; /* idle/msg/presence: time to ready in µs */
+    kr_bench_hist lag;      /* --msg-rate: how late a send was against its schedule, µs */
+    uint64_t sent_window;   /* messages sent inside the measured window */
+    uint64_t window_full;   /* --msg-rate: sends held back because -w were already in flight */
     uint64_t errs[KR_BENCH_ERR_COUNT];
     char first_error[160];
     uint64_t warm_failed;

@@ -34,6 +34,9 @@
 #include "xml/serialize.h"
 
 #define TICK_MS 10
+/* --msg-rate: a run whose sends were later than this (p99) against their schedule did not
+ * offer the asked-for load, so it is not valid */
+#define KR_BENCH_MAX_LAG_US 5000
 #define EXIT_USAGE 1
 #define EXIT_FAILED 2
 
@@ -112,6 +115,13 @@ static bool mode_presence(const kr_bench_opts *o)
            o->mode == KR_BENCH_MODE_SETUP_ROSTER;
 }
 
+static bool in_window(const kr_bench_run *r, uint64_t now)
+{
+    uint64_t ws = atomic_load(&((kr_bench_run *)r)->window_start_ns);
+    uint64_t we = atomic_load(&((kr_bench_run *)r)->window_end_ns);
+    return ws && now >= ws && (we == 0 || now < we);
+}
+
 static void send_message(kr_bench_pair *p)
 {
     kr_bench_worker *w = p->snd.w;
@@ -138,6 +148,66 @@ static void send_message(kr_bench_pair *p)
     kr_buf_clear(&b);
     w->sent++;
     atomic_fetch_add(&w->a_outstanding, 1);
+}
+
+/* --msg-rate: send every message of this pair that the schedule says is due. The window (-w)
+ * still bounds what is in flight; a send it holds back is counted and goes out late. */
+static void pair_pace(kr_bench_pair *p, uint64_t now)
+{
+    kr_bench_worker *w = p->snd.w;
+    if (!p->snd.ready || !p->rcv.ready || !p->rcv.conn || !p->snd.conn ||
+        !kr_bench_conn_is_ready(p->snd.conn))
+        return;
+    uint64_t due = kr_bench_pace_due(&p->pace, now);
+    for (; due > 0; due--) {
+        if (!kr_bench_seq_can_send(&p->seq)) {
+            w->window_full++;
+            return;
+        }
+        uint64_t at = kr_bench_pace_next_ns(&p->pace);
+        kr_bench_pace_take(&p->pace);
+        send_message(p);
+        if (in_window(w->run, now)) {
+            w->sent_window++;
+            kr_bench_hist_add(&w->lag, now > at ? (now - at) / 1000 : 0);
+        }
+    }
+}
+
+static void on_pace(uv_timer_t *t)
+{
+    kr_bench_worker *w = t->data;
+    /* the main thread may have left the run before this worker's tick saw it: a send now
+     * could arrive after the drain counted everything as delivered */
+    if (phase_get(w->run) != KR_BENCH_PH_RUN)
+        return;
+    uint64_t now = kr_bench_now_ns();
+    for (unsigned i = 0; i < w->n_pairs; i++)
+        pair_pace(&w->pairs[i], now);
+}
+
+static void pace_start(kr_bench_worker *w)
+{
+    const kr_bench_opts *o = w->run->o;
+    uint64_t now = kr_bench_now_ns();
+    double per_pair = o->msg_rate / o->pairs;
+    for (unsigned i = 0; i < w->n_pairs; i++) {
+        /* stagger the pairs over one interval by their global index */
+        kr_bench_pace_init(&w->pairs[i].pace, per_pair, (double)w->pairs[i].snd.idx / o->pairs,
+                           now);
+    }
+    uv_timer_init(&w->loop, &w->pace);
+    w->pace.data = w;
+    uv_timer_start(&w->pace, on_pace, 1, 1);
+    w->pacing = true;
+}
+
+static void pace_stop(kr_bench_worker *w)
+{
+    if (!w->pacing)
+        return;
+    w->pacing = false;
+    uv_close((uv_handle_t *)&w->pace, NULL);
 }
 
 static void pair_fill(kr_bench_pair *p)
@@ -179,13 +249,11 @@ static void on_message(kr_bench_slot *s, kr_xml_node *e, kr_arena *a)
     atomic_fetch_sub(&w->a_outstanding, 1);
     uint64_t now = kr_bench_now_ns();
     w->delivered_total++;
-    uint64_t ws = atomic_load(&w->run->window_start_ns);
-    uint64_t we = atomic_load(&w->run->window_end_ns);
-    if (ws && now >= ws && (we == 0 || now < we)) {
+    if (in_window(w->run, now)) {
         w->delivered_window++;
         kr_bench_hist_add(&w->lat, now > ts ? (now - ts) / 1000 : 0);
     }
-    if (phase_get(w->run) == KR_BENCH_PH_RUN)
+    if (phase_get(w->run) == KR_BENCH_PH_RUN && w->run->o->msg_rate <= 0)
         pair_fill(p);
 }
 
@@ -503,6 +571,8 @@ static void on_phase(kr_bench_worker *w, kr_bench_phase ph)
     case KR_BENCH_PH_RUN:
         if (o->mode == KR_BENCH_MODE_LOGIN) {
             login_pass(w, o->count);
+        } else if (o->mode == KR_BENCH_MODE_MSG && o->msg_rate > 0) {
+            pace_start(w);
         } else if (o->mode == KR_BENCH_MODE_MSG) {
             for (unsigned i = 0; i < w->n_pairs; i++)
                 pair_fill(&w->pairs[i]);
@@ -512,7 +582,11 @@ static void on_phase(kr_bench_worker *w, kr_bench_phase ph)
             setup_roster_run(w);
         }
         break;
+    case KR_BENCH_PH_DRAIN:
+        pace_stop(w);
+        break;
     case KR_BENCH_PH_CLOSE:
+        pace_stop(w);
         close_all(w);
         break;
     default:
@@ -879,7 +953,9 @@ static void run_msg(kr_bench_run *r, outcome *out)
     for (unsigned i = 0; i < r->n_workers; i++)
         pthread_join(r->workers[i].thread, NULL);
     uint64_t sent = 0, delivered = 0, total = 0, lost = 0, dup = 0, reord = 0, unknown = 0,
-             errors = 0, late = 0;
+             errors = 0, late = 0, sent_window = 0, window_full = 0;
+    kr_bench_hist lag;
+    kr_bench_hist_init(&lag);
     unsigned pairs_up = 0;
     for (unsigned i = 0; i < r->n_workers; i++) {
         kr_bench_worker *w = &r->workers[i];
@@ -888,6 +964,9 @@ static void run_msg(kr_bench_run *r, outcome *out)
         total += w->delivered_total;
         errors += w->msg_errors;
         late += w->late;
+        sent_window += w->sent_window;
+        window_full += w->window_full;
+        kr_bench_hist_merge(&lag, &w->lag);
         for (unsigned j = 0; j < w->n_pairs; j++) {
             kr_bench_seq *s = &w->pairs[j].seq;
             lost += kr_bench_seq_outstanding(s);
@@ -928,8 +1007,20 @@ static void run_msg(kr_bench_run *r, outcome *out)
     ju(b, "unknown", unknown);
     ju(b, "errors", errors);
     ju(b, "late", late);
+    /* open loop: the offered rate was kept if the generator sent on schedule (its own timer
+     * and loop delays stay small) and the in-flight bound never held a send back */
+    bool kept = true;
+    if (o->msg_rate > 0) {
+        uint64_t lag99 = kr_bench_hist_quantile(&lag, 0.99);
+        kept = window_full == 0 && lag99 <= KR_BENCH_MAX_LAG_US;
+        jd(b, "msg_rate", o->msg_rate);
+        jd(b, "sent_per_s", window > 0 ? (double)sent_window / window : 0);
+        jhist(b, "send_lag_us", &lag);
+        ju(b, "window_full", window_full);
+        jb(b, "schedule_kept", kept);
+    }
     out->valid = lost == 0 && dup == 0 && unknown == 0 && delivered > 0 && pairs_up == o->pairs &&
-                 dropped == 0 && !interrupted;
+                 dropped == 0 && !interrupted && kept;
     snprintf(out->summary, sizeof(out->summary),
              "msg: %u pairs x %u, %.0f msg/s over %.1f s, latency p50 %llu us p90 %llu us "
              "p99 %llu us max %llu us, lost %llu dup %llu out-of-order %llu",
@@ -938,6 +1029,15 @@ static void run_msg(kr_bench_run *r, outcome *out)
              (unsigned long long)kr_bench_hist_quantile(&lat, 0.9),
              (unsigned long long)kr_bench_hist_quantile(&lat, 0.99), (unsigned long long)lat.max,
              (unsigned long long)lost, (unsigned long long)dup, (unsigned long long)reord);
+    if (o->msg_rate > 0) {
+        size_t n = strlen(out->summary);
+        snprintf(out->summary + n, sizeof(out->summary) - n,
+                 "; offered %.0f msg/s open loop, sent %.0f msg/s, send lag p99 %llu us, "
+                 "held back by -w %llu%s",
+                 o->msg_rate, window > 0 ? (double)sent_window / window : 0,
+                 (unsigned long long)kr_bench_hist_quantile(&lag, 0.99),
+                 (unsigned long long)window_full, kept ? "" : " (schedule NOT kept)");
+    }
 }
 
 static void run_presence(kr_bench_run *r, outcome *out)
@@ -1010,6 +1110,8 @@ static void usage(FILE *f)
                "idle:     -n/--count N --hold S (10) --keepalive S (30)\n"
                "msg:      -p/--pairs P (10) -w/--window W (1) --warmup S (2) --duration S (10)\n"
                "          --grace S (3) --to full|bare (full) --body-size BYTES (0)\n"
+               "          --msg-rate R (0: closed loop; else R msg/s in total, open loop, paced\n"
+               "          per pair; -w then only bounds what each pair has in flight)\n"
                "presence: -r/--contacts R (20)\n"
                "report:   --server-pid PID   debug: --trace (print every element)\n"
                "See docs/kurier-bench.md.\n");
@@ -1074,6 +1176,7 @@ enum {
     OPT_TO,
     OPT_BODY_SIZE,
     OPT_TRACE,
+    OPT_MSG_RATE,
     OPT_HELP,
 };
 
@@ -1113,6 +1216,7 @@ static int parse_args(int argc, char **argv, kr_bench_opts *o)
         {"body-size", 1, 0, OPT_BODY_SIZE},
         {"contacts", 1, 0, 'r'},
         {"trace", 0, 0, OPT_TRACE},
+        {"msg-rate", 1, 0, OPT_MSG_RATE},
         {"help", 0, 0, OPT_HELP},
         {0, 0, 0, 0},
     };
@@ -1261,6 +1365,9 @@ static int parse_args(int argc, char **argv, kr_bench_opts *o)
             else
                 ok = false;
             break;
+        case OPT_MSG_RATE:
+            ok = parse_d(optarg, &o->msg_rate) && o->msg_rate <= 10e6;
+            break;
         case OPT_BODY_SIZE:
             ok = parse_u(optarg, &o->body_size) && o->body_size <= 200000;
             break;
@@ -1322,6 +1429,10 @@ static int parse_args(int argc, char **argv, kr_bench_opts *o)
     }
     if (o->mode == KR_BENCH_MODE_IDLE && !rate_set)
         o->rate = 1000;
+    if (o->msg_rate > 0 && o->mode != KR_BENCH_MODE_MSG) {
+        fprintf(stderr, "kurier-bench: --msg-rate is for msg mode only\n");
+        return -1;
+    }
     (void)pairs_set;
     (void)contacts_set;
     if (o->port == 0)
@@ -1424,6 +1535,7 @@ static void setup_workers(kr_bench_run *r)
         w->rate = o->rate / n;
         kr_bench_hist_init(&w->lat);
         kr_bench_hist_init(&w->conn_lat);
+        kr_bench_hist_init(&w->lag);
         uv_loop_init(&w->loop);
     }
     switch (o->mode) {
@@ -1551,6 +1663,7 @@ static void print_json(kr_bench_run *r, outcome *out)
         jd(&b, "grace_s", o->grace_s);
         jstr(&b, "to", o->to_bare ? "bare" : "full");
         ju(&b, "body_size", o->body_size);
+        jd(&b, "msg_rate", o->msg_rate);
         break;
     default:
         ju(&b, "contacts", o->contacts);

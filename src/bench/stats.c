@@ -2,7 +2,7 @@
  *
  * Statistics of kurier-bench (see stats.h): a fixed-size log-linear latency
  * histogram, the per-pair delivery tracker of msg mode (lost, duplicated and
- * reordered messages), and readers of the server's CPU time and RSS from
+ * reordered messages), the open-loop pacer of --msg-rate, and readers of the server's CPU time and RSS from
  * /proc (proc(5)). Pure code apart from the two file readers; owns no global
  * state. Invariants: a histogram's count equals the sum of its buckets; a
  * tracker never holds more than `window` numbers in flight.
@@ -253,4 +253,34 @@ int kr_bench_proc_rss_kib(pid_t pid, uint64_t *kib)
     if (read_small_file(path, buf, sizeof(buf)) != 0)
         return KR_EIO;
     return kr_bench_parse_status_rss(buf, kib) == 0 ? 0 : KR_EIO;
+}
+
+void kr_bench_pace_init(kr_bench_pace *p, double rate, double phase, uint64_t start_ns)
+{
+    p->start_ns = start_ns;
+    p->interval_ns = 1e9 / rate;
+    p->phase = phase;
+    p->taken = 0;
+}
+
+uint64_t kr_bench_pace_next_ns(const kr_bench_pace *p)
+{
+    return p->start_ns + (uint64_t)(((double)p->taken + p->phase) * p->interval_ns);
+}
+
+uint64_t kr_bench_pace_due(const kr_bench_pace *p, uint64_t now_ns)
+{
+    if (now_ns < p->start_ns)
+        return 0;
+    /* messages k with (k + phase) * interval <= now - start: k <= elapsed/interval - phase */
+    double k = (double)(now_ns - p->start_ns) / p->interval_ns - p->phase;
+    if (k < 0)
+        return 0;
+    uint64_t due = (uint64_t)k + 1;
+    return due > p->taken ? due - p->taken : 0;
+}
+
+void kr_bench_pace_take(kr_bench_pace *p)
+{
+    p->taken++;
 }

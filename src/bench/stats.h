@@ -10,6 +10,9 @@
  *    pair): which sequence numbers are in flight, what arrived twice, what
  *    arrived out of order, what never arrived. It holds at most `window`
  *    outstanding numbers, the most a pair ever has in flight.
+ *  - kr_bench_pace: the open-loop schedule of one msg-mode pair under
+ *    --msg-rate (message k is due at start + (k + phase) / rate, whatever
+ *    the server answers), so a slow server cannot slow the offered load.
  *  - readers of /proc/PID/stat (utime+stime) and /proc/PID/status (VmRSS) for
  *    the server's CPU and memory.
  * Nothing here is thread-safe: each bench worker owns its own histograms and
@@ -80,6 +83,25 @@ uint64_t kr_bench_seq_send(kr_bench_seq *s);
 kr_bench_seq_verdict kr_bench_seq_recv(kr_bench_seq *s, uint64_t seq);
 /** Numbers sent and never received (the lost ones, once the grace period is over). */
 unsigned kr_bench_seq_outstanding(const kr_bench_seq *s);
+
+/** Open-loop send schedule of one stream: message k (from 0) is due at
+ * start_ns + (k + phase) * 1e9 / rate. `phase` in [0, 1) staggers the streams of
+ * several pairs so they do not all send in the same instant. */
+typedef struct kr_bench_pace {
+    uint64_t start_ns;
+    double interval_ns; /* 1e9 / rate */
+    double phase;
+    uint64_t taken; /* messages handed out so far */
+} kr_bench_pace;
+
+/** rate: messages per second (> 0); phase in [0, 1). */
+void kr_bench_pace_init(kr_bench_pace *p, double rate, double phase, uint64_t start_ns);
+/** How many messages are due at now_ns and not yet taken (0 before the first is due). */
+uint64_t kr_bench_pace_due(const kr_bench_pace *p, uint64_t now_ns);
+/** When the next message not yet taken is (or was) due. */
+uint64_t kr_bench_pace_next_ns(const kr_bench_pace *p);
+/** Mark one due message as sent. */
+void kr_bench_pace_take(kr_bench_pace *p);
 
 /** The process's CPU time (utime + stime from /proc/PID/stat) in seconds; 0 or KR_EIO. */
 int kr_bench_proc_cpu(pid_t pid, double *seconds);

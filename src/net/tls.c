@@ -84,6 +84,10 @@ kr_tls_ctx *kr_tls_ctx_new_server(const char *cert_path, const char *key_path, c
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                               SSL_MODE_ENABLE_PARTIAL_WRITE);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    /* No resumption (no cache, no stateless tickets): TLS 1.3 would still send two
+     * stateful NewSessionTickets per handshake, each costing a key derivation, random
+     * bytes and a record, for tickets that can never be used. */
+    SSL_CTX_set_num_tickets(ctx, 0);
     if (!SSL_CTX_set_cipher_list(ctx, KR_TLS12_CIPHERS) ||
         !SSL_CTX_set_ciphersuites(ctx, KR_TLS13_SUITES) ||
         !SSL_CTX_set1_groups_list(ctx, "X25519:P-256:P-384")) {
@@ -140,6 +144,25 @@ kr_tls *kr_tls_new(kr_tls_ctx *ctx)
     SSL_set_bio(t->ssl, t->net_in, t->net_out);
     SSL_set_accept_state(t->ssl);
     return t;
+}
+
+void kr_tls_trim(kr_tls *t)
+{
+    /* A memory BIO keeps the capacity of the largest write it ever held. Once the engine
+     * has taken all input and we have taken all output, fresh BIOs hold nothing. The
+     * handshake must be over: a new BIO pair is no place for half a flight. */
+    if (!SSL_is_init_finished(t->ssl) || BIO_ctrl_pending(t->net_in) > 0 ||
+        BIO_ctrl_pending(t->net_out) > 0)
+        return;
+    BIO *in = BIO_new(BIO_s_mem());
+    BIO *out = BIO_new(BIO_s_mem());
+    if (!in || !out)
+        abort();
+    BIO_set_mem_eof_return(in, -1);
+    BIO_set_mem_eof_return(out, -1);
+    SSL_set_bio(t->ssl, in, out); /* frees the old pair */
+    t->net_in = in;
+    t->net_out = out;
 }
 
 void kr_tls_free(kr_tls *t)

@@ -47,6 +47,9 @@ kr_tls_status kr_tls_feed(kr_tls *t, const char *data, size_t len, kr_buf *plain
 int kr_tls_write(kr_tls *t, const char *data, size_t len);
 /** Move the ciphertext waiting to be sent into out (appended). Returns bytes moved. */
 size_t kr_tls_pending_out(kr_tls *t, kr_buf *out);
+/** Idle connection: give back the memory BIOs' buffers when both are empty (new ones
+ * grow again on use). Does nothing during the handshake or while bytes wait. */
+void kr_tls_trim(kr_tls *t);
 /** Queue a close_notify alert. */
 void kr_tls_shutdown(kr_tls *t);
 

@@ -20,6 +20,9 @@
  * user is refused with <forbidden/> (RFC 6121 §2.1.5-§2.1.6: only the user's
  * own server may push roster changes), and a stream that does not read its
  * output is ended with <policy-violation/> (limits.max_send_queue_bytes).
+ * Memory of idle streams: a bound stream silent for KR_C2S_TRIM_MS gives back
+ * its XML parser's expat state and its connection's idle buffers
+ * (kr_xml_parser_trim, kr_conn_trim); the next read rebuilds them.
  */
 #include "server/c2s.h"
 
@@ -47,6 +50,8 @@
 
 #define KR_SASL_DELAY_BASE_MS 250
 #define KR_SASL_DELAY_MAX_MS 4000
+/* Silence after which a bound stream's idle memory is given back (see the file comment). */
+#define KR_C2S_TRIM_MS 3000
 
 typedef enum kr_sasl_mech { KR_MECH_NONE, KR_MECH_SCRAM, KR_MECH_PLAIN } kr_sasl_mech;
 
@@ -63,6 +68,7 @@ typedef struct kr_c2s {
     bool bound;
     bool in_feed;      /* inside kr_xml_parser_feed(): restarts must be deferred */
     bool restart;      /* reset the parser when the current feed returns */
+    bool trimmed;      /* idle memory given back; the timer need not look again */
     kr_scram_cb_data cb;
     /* SASL exchange */
     kr_sasl_mech mech;
@@ -77,6 +83,8 @@ typedef struct kr_c2s {
     char *bare;
     char *full;
     char *resource;
+    kr_jid jid;      /* `full` prepared once at bind (parts in jid_mem), for stamped 'from' */
+    char *jid_mem;
     bool available;
     int priority;
     uint64_t auth_deadline;
@@ -646,6 +654,28 @@ static void kr_c2s_random_resource(char *out, size_t len)
         snprintf(out + n, 3, "%02x", rnd[i]);
 }
 
+/* Parse the full JID once, as kr_stanza_decode would parse the stamped 'from' of every
+ * stanza, and keep its parts in one allocation. */
+static void kr_c2s_jid_keep(kr_c2s *c, kr_arena *a)
+{
+    kr_jid j;
+    free(c->jid_mem);
+    c->jid_mem = NULL;
+    if (kr_jid_parse(a, c->full, &j) != 0)
+        return; /* cannot happen for a JID we prepared; intake then parses per stanza */
+    size_t nl = j.local ? strlen(j.local) + 1 : 0, nd = strlen(j.domain) + 1,
+           nr = j.resource ? strlen(j.resource) + 1 : 0;
+    char *m = kr_xmalloc(nl + nd + nr);
+    if (j.local)
+        memcpy(m, j.local, nl);
+    memcpy(m + nl, j.domain, nd);
+    if (j.resource)
+        memcpy(m + nl + nd, j.resource, nr);
+    c->jid = (kr_jid){.local = j.local ? m : NULL, .domain = m + nl,
+                      .resource = j.resource ? m + nl + nd : NULL};
+    c->jid_mem = m;
+}
+
 /* RFC 6120 §7.6-7.7: bind a resource; a resource already in use is taken over (§7.7.2.2). */
 static void kr_c2s_bind(kr_c2s *c, kr_arena *a, const char *id, const kr_xml_node *bind)
 {
@@ -664,6 +694,7 @@ static void kr_c2s_bind(kr_c2s *c, kr_arena *a, const char *id, const kr_xml_nod
     }
     c->resource = kr_xstrdup(resource);
     c->full = kr_xasprintf("%s/%s", c->bare, c->resource);
+    kr_c2s_jid_keep(c, a);
     kr_session_ref old;
     kr_worker *w = c->conn->worker;
     if (kr_sessions_bind(c->srv->sessions, c->bare, c->resource, w->index, c->conn->id, &old)) {
@@ -683,7 +714,8 @@ static void kr_c2s_bind(kr_c2s *c, kr_arena *a, const char *id, const kr_xml_nod
     kr_c2s_iq_reply(c, id, inner.data);
     kr_buf_clear(&inner);
     c->last_read = kr_c2s_now(c);
-    kr_conn_timer_set(c->conn, (uint64_t)c->srv->cfg->limits.idle_timeout_s * 500);
+    uint64_t half_idle = (uint64_t)c->srv->cfg->limits.idle_timeout_s * 500;
+    kr_conn_timer_set(c->conn, half_idle < KR_C2S_TRIM_MS ? half_idle : KR_C2S_TRIM_MS);
     kr_modules_session_event(c->srv, &c->sess, KR_SESSION_BOUND);
 }
 
@@ -794,7 +826,9 @@ static void kr_c2s_stage_stanza(kr_c2s *c, kr_xml_node *e, kr_arena *a)
     if (!kr_xml_attr_get(e, "to") && kr_c2s_session_iq(c, e, id))
         return;
     kr_stanza st;
-    const char *bad = kr_stanza_decode(&st, e, a, kr_c2s_served, c->srv);
+    const char *bad = c->jid_mem
+                          ? kr_stanza_decode_from(&st, e, a, kr_c2s_served, c->srv, &c->jid)
+                          : kr_stanza_decode(&st, e, a, kr_c2s_served, c->srv);
     kr_worker *w = c->conn->worker;
     if (bad) {
         /* The error comes from the server: the original 'to' may not even be a JID. */
@@ -856,6 +890,10 @@ static void kr_c2s_on_data(kr_conn *conn, const char *data, size_t len)
 {
     kr_c2s *c = conn->proto;
     c->last_read = kr_c2s_now(c);
+    if (c->trimmed) { /* awake again: the timer looks for the next silence */
+        c->trimmed = false;
+        kr_conn_timer_set(conn, KR_C2S_TRIM_MS);
+    }
     while (len > 0 && !conn->closing) {
         size_t chunk = len > 65536 ? 65536 : len; /* the parser's size checks need this bound */
         c->in_feed = true;
@@ -921,7 +959,15 @@ static void kr_c2s_on_timer(kr_conn *conn)
         kr_conn_timer_set(conn, idle - silent);
         return;
     }
-    kr_conn_timer_set(conn, silent < idle / 2 ? idle / 2 - silent : idle - silent);
+    uint64_t next = silent < idle / 2 ? idle / 2 - silent : idle - silent;
+    if (!c->trimmed && silent >= KR_C2S_TRIM_MS) {
+        kr_xml_parser_trim(c->parser); /* false inside a partial stanza: kept as it is */
+        kr_conn_trim(conn);
+        c->trimmed = true;
+    } else if (!c->trimmed && KR_C2S_TRIM_MS - silent < next) {
+        next = KR_C2S_TRIM_MS - silent;
+    }
+    kr_conn_timer_set(conn, next);
 }
 
 /* Closing: leave the session directory and tell the user's other resources (RFC 6121 §4.5.2). */
@@ -973,6 +1019,7 @@ static void kr_c2s_on_free(kr_conn *conn)
     free(c->bare);
     free(c->full);
     free(c->resource);
+    free(c->jid_mem);
     free(c);
 }
 

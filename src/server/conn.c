@@ -6,7 +6,8 @@
  * idle (SSL_MODE_RELEASE_BUFFERS). Writes first try uv_try_write and copy
  * only what the kernel did not take. Reading stops while the protocol asks
  * (kr_conn_read_pause) or the token bucket is in debt, and resumes when
- * neither holds; the bucket's own timer does the resuming.
+ * neither holds; the bucket's own timer does the resuming. kr_conn_trim
+ * gives back the output buffer and TLS's idle buffers of a quiet connection.
  */
 #include "server/conn.h"
 
@@ -197,6 +198,15 @@ void kr_conn_send(kr_conn *c, const char *data, size_t len)
         return;
     kr_buf_append(&c->out, data, len);
     kr_conn_mark_dirty(c);
+}
+
+void kr_conn_trim(kr_conn *c)
+{
+    if (c->closing || c->dirty || c->out.len)
+        return;
+    kr_buf_clear(&c->out);
+    if (c->tls)
+        kr_tls_trim(c->tls);
 }
 
 void kr_conn_start_tls(kr_conn *c)

@@ -128,10 +128,16 @@ static const kr_spec_list *kr_modules_lookup(kr_modules *m, const kr_xml_node *p
 {
     if (!payload || m->by_payload.count == 0)
         return NULL;
+    /* "ns name" or "ns " (this runs four times per routed stanza: no snprintf) */
     char key[512];
-    int n = snprintf(key, sizeof(key), "%s %s", payload->ns, any_element ? "" : payload->name);
-    if (n < 0 || (size_t)n >= sizeof(key))
+    size_t ns_len = strlen(payload->ns);
+    size_t name_len = any_element ? 0 : strlen(payload->name);
+    if (ns_len + 1 + name_len >= sizeof(key))
         return NULL;
+    memcpy(key, payload->ns, ns_len);
+    key[ns_len] = ' ';
+    memcpy(key + ns_len + 1, payload->name, name_len);
+    key[ns_len + 1 + name_len] = '\0';
     return kr_strmap_get(&m->by_payload, key);
 }
 

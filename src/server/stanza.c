@@ -37,8 +37,9 @@ static kr_stanza_type kr_stanza_type_parse(const kr_type_name *table, const char
     return KR_TYPE_INVALID;
 }
 
-const char *kr_stanza_decode(kr_stanza *st, kr_xml_node *elem, kr_arena *arena,
-                             bool (*served)(void *ud, const char *domain), void *ud)
+static const char *kr_stanza_decode_impl(kr_stanza *st, kr_xml_node *elem, kr_arena *arena,
+                                         bool (*served)(void *ud, const char *domain), void *ud,
+                                         const kr_jid *from_known)
 {
     memset(st, 0, sizeof(*st));
     st->elem = elem;
@@ -56,9 +57,16 @@ const char *kr_stanza_decode(kr_stanza *st, kr_xml_node *elem, kr_arena *arena,
     }
     st->id = kr_xml_attr_get(elem, "id");
     st->payload = kr_xml_first_elem(elem);
-    const char *from = kr_xml_attr_get(elem, "from");
-    if (from && kr_jid_parse(arena, from, &st->from) != 0)
-        return "jid-malformed";
+    if (from_known) {
+        st->from.local = from_known->local ? kr_arena_strdup(arena, from_known->local) : NULL;
+        st->from.domain = kr_arena_strdup(arena, from_known->domain);
+        st->from.resource =
+            from_known->resource ? kr_arena_strdup(arena, from_known->resource) : NULL;
+    } else {
+        const char *from = kr_xml_attr_get(elem, "from");
+        if (from && kr_jid_parse(arena, from, &st->from) != 0)
+            return "jid-malformed";
+    }
     if (st->type == KR_TYPE_INVALID)
         return "bad-request";
     /* RFC 6120 §8.2.3: an iq needs an id and exactly one payload for get/set. */
@@ -92,6 +100,19 @@ const char *kr_stanza_decode(kr_stanza *st, kr_xml_node *elem, kr_arena *arena,
     else
         st->addressing = KR_ADDR_FULL;
     return NULL;
+}
+
+const char *kr_stanza_decode(kr_stanza *st, kr_xml_node *elem, kr_arena *arena,
+                             bool (*served)(void *ud, const char *domain), void *ud)
+{
+    return kr_stanza_decode_impl(st, elem, arena, served, ud, NULL);
+}
+
+const char *kr_stanza_decode_from(kr_stanza *st, kr_xml_node *elem, kr_arena *arena,
+                                  bool (*served)(void *ud, const char *domain), void *ud,
+                                  const kr_jid *from)
+{
+    return kr_stanza_decode_impl(st, elem, arena, served, ud, from);
 }
 
 typedef struct kr_condition_type {

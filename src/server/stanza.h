@@ -82,6 +82,12 @@ typedef struct kr_stanza {
  */
 const char *kr_stanza_decode(kr_stanza *st, kr_xml_node *elem, kr_arena *arena,
                              bool (*served)(void *ud, const char *domain), void *ud);
+/** The same, for a 'from' the caller stamped and has already prepared (c2s intake: the
+ * session's full JID, parsed once at bind instead of once per stanza). Its parts are copied
+ * into arena; `from` must be what kr_jid_parse gives for the stamped attribute. */
+const char *kr_stanza_decode_from(kr_stanza *st, kr_xml_node *elem, kr_arena *arena,
+                                  bool (*served)(void *ud, const char *domain), void *ud,
+                                  const kr_jid *from);
 
 /** Error type of RFC 6120 §8.3.3 for a condition ("cancel", "modify", "auth", "wait"). */
 const char *kr_stanza_error_type(const char *condition);

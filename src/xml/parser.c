@@ -15,6 +15,11 @@
  * unfinished token never exceeds max_stanza_bytes plus one feed chunk.
  * Expat's reparse deferral is switched per chunk (kr_xml_feed_chunk) so that
  * a stanza is delivered by the feed that completes it.
+ * Idle streams (kr_xml_parser_trim) give expat back: between stanzas the only
+ * state expat holds is the open stream element and its namespace
+ * declarations, so the parser keeps the header's raw bytes and, when bytes
+ * arrive again, replays them into a new expat parser with callbacks muted;
+ * `idx_base` maps the new parser's byte indexes back to stream offsets.
  * Implements RFC 6120 §4.2-§4.4 (stream open/close, restart), §4.9.3 (the
  * stream error conditions of kr_xml_error) and §11 (restricted XML: no DTD,
  * entity declaration, processing instruction or comment; UTF-8 only).
@@ -83,6 +88,10 @@ struct kr_xml_parser {
 
     unsigned depth;
     uint64_t fed;          /* bytes given to expat since the stream began */
+    int64_t idx_base;      /* stream offset of expat's byte index 0 (nonzero after a replay) */
+    char *hdr_raw;         /* the stream header's start tag as received, or NULL */
+    size_t hdr_raw_len;
+    bool replaying;        /* feeding hdr_raw to a new expat parser: callbacks stay quiet */
     uint64_t boundary;     /* see the file comment */
     bool closed;           /* </stream:stream> seen */
     bool stopped;          /* kr_xml_parser_stop() was called */
@@ -122,9 +131,32 @@ static void kr_xml_fail(kr_xml_parser *p, kr_xml_error err, const char *fmt, ...
 }
 
 /* End offset of the event being reported. */
+static uint64_t kr_xml_event_start(const kr_xml_parser *p)
+{
+    return (uint64_t)((int64_t)XML_GetCurrentByteIndex(p->xp) + p->idx_base);
+}
+
 static uint64_t kr_xml_event_end(const kr_xml_parser *p)
 {
-    return (uint64_t)XML_GetCurrentByteIndex(p->xp) + (uint64_t)XML_GetCurrentByteCount(p->xp);
+    return kr_xml_event_start(p) + (uint64_t)XML_GetCurrentByteCount(p->xp);
+}
+
+/* Keep the raw bytes of the stream header's start tag for a later replay (see the file
+ * comment). Expat shows them only while they are in its buffer: without its context
+ * bytes the header is not kept and the stream is never trimmed. */
+static void kr_xml_keep_header(kr_xml_parser *p)
+{
+    free(p->hdr_raw);
+    p->hdr_raw = NULL;
+    p->hdr_raw_len = 0;
+    int offset = 0, size = 0;
+    const char *ctx = XML_GetInputContext(p->xp, &offset, &size);
+    int count = XML_GetCurrentByteCount(p->xp);
+    if (!ctx || count <= 0 || offset < 0 || offset + count > size)
+        return;
+    p->hdr_raw = kr_xmalloc((size_t)count);
+    memcpy(p->hdr_raw, ctx + offset, (size_t)count);
+    p->hdr_raw_len = (size_t)count;
 }
 
 static bool kr_xml_check_size(kr_xml_parser *p, uint64_t end)
@@ -206,6 +238,7 @@ static void kr_xml_stream_start(kr_xml_parser *p, const XML_Char *name, const XM
         return;
     p->depth = 1;
     p->boundary = end;
+    kr_xml_keep_header(p);
     kr_xml_stream_header hdr = {
         .elem = kr_xml_build_elem(p->hdr_arena, NULL, name, atts, nattrs),
         .default_ns = p->default_ns ? p->default_ns : "",
@@ -241,7 +274,7 @@ static void kr_xml_elem_start(kr_xml_parser *p, const XML_Char *name, const XML_
         return;
     }
     if (p->depth == 1)
-        p->boundary = (uint64_t)XML_GetCurrentByteIndex(p->xp);
+        p->boundary = kr_xml_event_start(p);
     if (!kr_xml_check_size(p, kr_xml_event_end(p)))
         return;
     if (p->depth == 1)
@@ -255,7 +288,7 @@ static void kr_xml_elem_start(kr_xml_parser *p, const XML_Char *name, const XML_
 static void XMLCALL kr_xml_on_start(void *ud, const XML_Char *name, const XML_Char **atts)
 {
     kr_xml_parser *p = ud;
-    if (kr_xml_halted(p))
+    if (kr_xml_halted(p) || p->replaying)
         return;
     if (p->depth == 0)
         kr_xml_stream_start(p, name, atts);
@@ -403,11 +436,26 @@ static void kr_xml_state_init(kr_xml_parser *p)
     p->lex_run = 0;
     p->depth = 0;
     p->fed = 0;
+    p->idx_base = 0;
+    free(p->hdr_raw);
+    p->hdr_raw = NULL;
+    p->hdr_raw_len = 0;
+    p->replaying = false;
     p->boundary = 0;
     p->closed = false;
     p->stopped = false;
     p->error = KR_XML_OK;
     p->error_text[0] = '\0';
+}
+
+static XML_Parser kr_xml_expat_new(void)
+{
+    XML_Parser xp = XML_ParserCreateNS("UTF-8", KR_XML_NS_SEP);
+    if (!xp) {
+        fprintf(stderr, "kurier: out of memory creating XML parser\n");
+        abort();
+    }
+    return xp;
 }
 
 kr_xml_parser *kr_xml_parser_new(const kr_xml_limits *limits, const kr_xml_parser_cbs *cbs,
@@ -419,11 +467,7 @@ kr_xml_parser *kr_xml_parser_new(const kr_xml_limits *limits, const kr_xml_parse
     if (cbs)
         p->cbs = *cbs;
     p->ud = ud;
-    p->xp = XML_ParserCreateNS("UTF-8", KR_XML_NS_SEP);
-    if (!p->xp) {
-        fprintf(stderr, "kurier: out of memory creating XML parser\n");
-        abort();
-    }
+    p->xp = kr_xml_expat_new();
     p->hdr_arena = kr_arena_new(1024);
     kr_buf_init(&p->text);
     kr_xml_state_init(p);
@@ -436,9 +480,11 @@ void kr_xml_parser_free(kr_xml_parser *p)
     if (!p)
         return;
     kr_xml_drop_stanza(p);
-    XML_ParserFree(p->xp);
+    if (p->xp)
+        XML_ParserFree(p->xp);
     kr_arena_free(p->hdr_arena);
     kr_buf_clear(&p->text);
+    free(p->hdr_raw);
     free(p);
 }
 
@@ -578,12 +624,45 @@ static int kr_xml_feed_chunk(kr_xml_parser *p, const char *data, size_t len)
     return 0;
 }
 
+bool kr_xml_parser_trim(kr_xml_parser *p)
+{
+    if (!p->xp || kr_xml_halted(p) || p->closed || p->depth != 1 || p->lex != KR_LEX_TEXT ||
+        p->boundary != p->fed || !p->hdr_raw)
+        return false;
+    XML_ParserFree(p->xp);
+    p->xp = NULL;
+    kr_buf_clear(&p->text);
+    kr_arena_free(p->hdr_arena);
+    p->hdr_arena = NULL;
+    return true;
+}
+
+/* Undo kr_xml_parser_trim: a new expat parser that has seen the stream header again. */
+static void kr_xml_untrim(kr_xml_parser *p)
+{
+    p->xp = kr_xml_expat_new();
+    kr_xml_setup(p);
+    p->hdr_arena = kr_arena_new(1024);
+    p->replaying = true;
+    XML_SetReparseDeferralEnabled(p->xp, XML_FALSE);
+    enum XML_Status st = XML_Parse(p->xp, p->hdr_raw, (int)p->hdr_raw_len, XML_FALSE);
+    p->replaying = false;
+    if (st != XML_STATUS_OK || p->error != KR_XML_OK) {
+        /* the same bytes parsed the first time, so this is our bug, not the peer's */
+        fprintf(stderr, "kurier: replaying a stream header failed\n");
+        abort();
+    }
+    p->idx_base = (int64_t)p->fed - (int64_t)p->hdr_raw_len;
+}
+
 int kr_xml_parser_feed(kr_xml_parser *p, const char *data, size_t len)
 {
     if (p->error != KR_XML_OK)
         return KR_EPARSE;
     if (p->stopped)
         return KR_ESTOPPED;
+    if (!p->xp && len > 0)
+        kr_xml_untrim(p);
     while (len > 0) {
         size_t n = len < KR_XML_FEED_CHUNK ? len : KR_XML_FEED_CHUNK;
         int rc = kr_xml_feed_chunk(p, data, n);
@@ -600,16 +679,24 @@ void kr_xml_parser_stop(kr_xml_parser *p)
     if (kr_xml_halted(p))
         return;
     p->stopped = true;
-    XML_StopParser(p->xp, XML_FALSE);
+    if (p->xp)
+        XML_StopParser(p->xp, XML_FALSE);
 }
 
 void kr_xml_parser_reset(kr_xml_parser *p)
 {
     kr_xml_drop_stanza(p);
-    XML_Bool ok = XML_ParserReset(p->xp, "UTF-8");
-    assert(ok && "kr_xml_parser_reset() called from inside a callback");
-    (void)ok;
-    kr_arena_reset(p->hdr_arena);
+    if (p->xp) {
+        XML_Bool ok = XML_ParserReset(p->xp, "UTF-8");
+        assert(ok && "kr_xml_parser_reset() called from inside a callback");
+        (void)ok;
+    } else {
+        p->xp = kr_xml_expat_new();
+    }
+    if (p->hdr_arena)
+        kr_arena_reset(p->hdr_arena);
+    else
+        p->hdr_arena = kr_arena_new(1024);
     if (p->text.cap > KR_XML_TEXT_KEEP)
         kr_buf_clear(&p->text);
     kr_xml_state_init(p);

@@ -83,6 +83,13 @@ void kr_xml_parser_stop(kr_xml_parser *p);
  * Must not be called from inside a callback. */
 void kr_xml_parser_reset(kr_xml_parser *p);
 
+/** Between stanzas of an open stream, give back expat's parser, the text buffer and the
+ * header arena (about 12 KiB) until the next feed, which rebuilds them by replaying the
+ * stream header's bytes (a few µs). True if trimmed; false (nothing changes) inside a
+ * stanza or a token, before the stream header, after the stream closed or an error.
+ * Must not be called from inside a callback. */
+bool kr_xml_parser_trim(kr_xml_parser *p);
+
 kr_xml_error kr_xml_parser_error(const kr_xml_parser *p);
 const char *kr_xml_parser_error_text(const kr_xml_parser *p);
 

@@ -44,6 +44,26 @@ def test_message_alice_bob_both_ways_full_and_bare_jid(server):
     run(scenario(), timeout=40)
 
 
+def test_messages_both_ways_after_both_streams_went_idle(server):
+    # After 3 s of silence a bound stream gives back its parser and buffers (c2s.c,
+    # KR_C2S_TRIM_MS); the next bytes must rebuild them, on the receiving side too.
+    async def scenario():
+        alice = Client(server, "alice", _unique("a"))
+        bob = Client(server, "bob", _unique("b"))
+        try:
+            assert all(await asyncio.gather(alice.start(), bob.start()))
+            for rnd in range(2):
+                await asyncio.sleep(4.0)
+                for sender, receiver in ((alice, bob), (bob, alice)):
+                    body = "after idle %d from %s" % (rnd, sender.boundjid.user)
+                    sender.send_message(mto=receiver.boundjid.full, mbody=body, mtype="chat")
+                    msg = await receiver.message_with_body(body)
+                    assert msg["from"].full == sender.boundjid.full
+        finally:
+            await asyncio.gather(alice.stop(), bob.stop())
+    run(scenario(), timeout=60)
+
+
 # ---------------------------------------------------------------- load
 
 def test_fifty_clients_each_receive_exactly_their_hundred_messages_in_order(server):

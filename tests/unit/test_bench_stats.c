@@ -224,6 +224,48 @@ static void test_seq_rejects_number_never_sent(void **state)
     kr_bench_seq_free(&s);
 }
 
+static void test_pace_nothing_due_before_start_or_phase(void **state)
+{
+    (void)state;
+    kr_bench_pace p;
+    kr_bench_pace_init(&p, 1000.0, 0.5, 1000000); /* 1 ms apart, first due at start + 0.5 ms */
+    assert_int_equal(kr_bench_pace_due(&p, 0), 0);
+    assert_int_equal(kr_bench_pace_due(&p, 1000000), 0);
+    assert_int_equal(kr_bench_pace_due(&p, 1000000 + 499999), 0);
+    assert_int_equal(kr_bench_pace_due(&p, 1000000 + 500000), 1);
+    assert_int_equal(kr_bench_pace_next_ns(&p), 1500000);
+}
+
+static void test_pace_due_grows_with_time_not_with_answers(void **state)
+{
+    (void)state;
+    kr_bench_pace p;
+    kr_bench_pace_init(&p, 200.0, 0.0, 0); /* one every 5 ms, first at 0 */
+    assert_int_equal(kr_bench_pace_due(&p, 0), 1);
+    /* nobody sends for 1 s: 201 are due (0, 5 ms, ..., 1000 ms) */
+    assert_int_equal(kr_bench_pace_due(&p, 1000000000), 201);
+    for (int i = 0; i < 150; i++)
+        kr_bench_pace_take(&p);
+    assert_int_equal(kr_bench_pace_due(&p, 1000000000), 51);
+    assert_int_equal(kr_bench_pace_next_ns(&p), 750000000);
+}
+
+static void test_pace_sends_the_rate_over_a_second(void **state)
+{
+    (void)state;
+    kr_bench_pace p;
+    kr_bench_pace_init(&p, 333.0, 0.25, 0);
+    uint64_t sent = 0;
+    for (uint64_t t = 0; t < 1000000000; t += 1000000) { /* a 1 ms timer */
+        uint64_t n = kr_bench_pace_due(&p, t);
+        for (uint64_t i = 0; i < n; i++)
+            kr_bench_pace_take(&p);
+        sent += n;
+    }
+    assert_true(sent >= 332 && sent <= 334);
+    assert_int_equal(kr_bench_pace_due(&p, 999000000), 0);
+}
+
 static void test_parse_stat_sums_utime_and_stime(void **state)
 {
     /* comm with a space and a ')' inside, as proc(5) allows */
@@ -281,6 +323,9 @@ int main(void)
         cmocka_unit_test(test_seq_detects_reordering),
         cmocka_unit_test(test_seq_counts_never_received_as_outstanding),
         cmocka_unit_test(test_seq_rejects_number_never_sent),
+        cmocka_unit_test(test_pace_nothing_due_before_start_or_phase),
+        cmocka_unit_test(test_pace_due_grows_with_time_not_with_answers),
+        cmocka_unit_test(test_pace_sends_the_rate_over_a_second),
         cmocka_unit_test(test_parse_stat_sums_utime_and_stime),
         cmocka_unit_test(test_parse_stat_rejects_truncated_line),
         cmocka_unit_test(test_parse_status_finds_vmrss),

@@ -4,7 +4,7 @@
  * stanza trees, input split anywhere, RFC 6120 §11 restricted XML, UTF-8
  * well-formedness, stream-level text, the limits of kr_xml_limits (exact and
  * independent of how input is split, memory bounded for a hostile unfinished
- * token), stop/reset for stream restarts. Each test owns its parser and
+ * token), stop/reset for stream restarts, trimming idle streams. Each test owns its parser and
  * collected stanzas and frees them, so LeakSanitizer checks the arena
  * handling on every path.
  */
@@ -773,6 +773,94 @@ static void test_reset_discards_partial_stanza(void **state)
     collector_fini(&c);
 }
 
+static void test_trim_between_stanzas_keeps_the_stream(void **state)
+{
+    collector c;
+    collector_init(&c, NULL);
+    /* a prefix other than 'stream' and an extra declaration on the header */
+    assert_int_equal(feed_str(&c, "<s:stream xmlns='jabber:client' xmlns:s='" NS_STREAMS
+                                  "' xmlns:x='urn:example:x' to='example.com' version='1.0'>"
+                                  "<presence/> "),
+                     0);
+    assert_true(kr_xml_parser_trim(c.p));
+    assert_false(kr_xml_parser_trim(c.p)); /* already trimmed */
+    assert_int_equal(feed_str(&c, "<message to='a@example.com'><x:y/><body>hi</body></message>"),
+                     0);
+    assert_int_equal(c.opens, 1); /* the replayed header is not a new stream */
+    assert_int_equal(c.stanzas, 2);
+    assert_string_equal(c.elems[1]->ns, "jabber:client");
+    assert_string_equal(kr_xml_first_elem(c.elems[1])->ns, "urn:example:x");
+    /* trimmed again, then split input and the end of the stream */
+    assert_true(kr_xml_parser_trim(c.p));
+    assert_int_equal(feed_str(&c, "<iq type='get' id='1'><ping xmlns='urn:xmpp:ping'/>"), 0);
+    assert_false(kr_xml_parser_trim(c.p)); /* inside a stanza */
+    assert_int_equal(feed_str(&c, "</iq>"), 0);
+    assert_int_equal(c.stanzas, 3);
+    assert_true(kr_xml_parser_trim(c.p));
+    assert_int_equal(feed_str(&c, "</s:stream>"), 0);
+    assert_int_equal(c.closes, 1);
+    assert_false(kr_xml_parser_trim(c.p)); /* closed */
+    assert_string_equal(c.out.data, "<presence/>\n"
+                                    "<message to='a@example.com'><y xmlns='urn:example:x'/>"
+                                    "<body>hi</body></message>\n"
+                                    "<iq type='get' id='1'><ping xmlns='urn:xmpp:ping'/></iq>\n");
+    collector_fini(&c);
+}
+
+static void test_trim_refused_inside_a_token_or_before_the_header(void **state)
+{
+    collector c;
+    collector_init(&c, NULL);
+    assert_false(kr_xml_parser_trim(c.p)); /* no stream yet */
+    assert_int_equal(feed_str(&c, HEADER "<presence/><mess"), 0);
+    assert_false(kr_xml_parser_trim(c.p));
+    assert_int_equal(feed_str(&c, "age/>"), 0);
+    assert_int_equal(c.stanzas, 2);
+    assert_true(kr_xml_parser_trim(c.p));
+    /* errors after a trim are still errors, and well-formedness is still checked */
+    assert_int_equal(feed_str(&c, "<message>oops</iq>"), KR_EPARSE);
+    assert_int_equal(kr_xml_parser_error(c.p), KR_XML_NOT_WELL_FORMED);
+    assert_false(kr_xml_parser_trim(c.p));
+    collector_fini(&c);
+}
+
+static void test_trim_keeps_size_limits_exact(void **state)
+{
+    const kr_xml_limits limits = {1000, 16, 16};
+    char *ok = make_stanza(1000), *big = make_stanza(1001);
+    collector c;
+    collector_init(&c, &limits);
+    assert_int_equal(feed_sized_stanzas(&c, 1000, 2, false), 0);
+    assert_true(kr_xml_parser_trim(c.p));
+    assert_int_equal(feed_str(&c, ok), 0); /* offsets after the replay still count right */
+    assert_true(kr_xml_parser_trim(c.p));
+    assert_int_equal(feed_bytewise(&c, ok, 1000), 0);
+    assert_int_equal(c.stanzas, 4);
+    assert_true(kr_xml_parser_trim(c.p));
+    assert_int_equal(feed_str(&c, big), KR_EPARSE);
+    assert_int_equal(kr_xml_parser_error(c.p), KR_XML_POLICY_VIOLATION);
+    assert_int_equal(c.stanzas, 4);
+    collector_fini(&c);
+    free(ok);
+    free(big);
+}
+
+static void test_reset_after_trim_starts_a_new_stream(void **state)
+{
+    collector c;
+    collector_init(&c, NULL);
+    assert_int_equal(feed_str(&c, HEADER "<presence/>"), 0);
+    assert_true(kr_xml_parser_trim(c.p));
+    kr_xml_parser_reset(c.p);
+    assert_int_equal(feed_str(&c, "<stream:stream xmlns='jabber:server' xmlns:stream='" NS_STREAMS
+                                  "'><presence/>"),
+                     0);
+    assert_int_equal(c.opens, 2);
+    assert_string_equal(c.hdr_default_ns, "jabber:server");
+    assert_string_equal(c.elems[1]->ns, "jabber:server");
+    collector_fini(&c);
+}
+
 static void test_reset_after_error_clears_it(void **state)
 {
     collector c;
@@ -842,6 +930,10 @@ int main(void)
         cmocka_unit_test(test_stop_drops_rest_of_input_and_reset_restarts_stream),
         cmocka_unit_test(test_reset_discards_partial_stanza),
         cmocka_unit_test(test_reset_after_error_clears_it),
+        cmocka_unit_test(test_trim_between_stanzas_keeps_the_stream),
+        cmocka_unit_test(test_trim_refused_inside_a_token_or_before_the_header),
+        cmocka_unit_test(test_trim_keeps_size_limits_exact),
+        cmocka_unit_test(test_reset_after_trim_starts_a_new_stream),
         cmocka_unit_test(test_free_with_partial_stanza_releases_it),
         cmocka_unit_test(test_error_mid_stanza_releases_partial_tree),
     };

@@ -345,15 +345,16 @@ void kr__s2s_in_verified(kr_worker *w, void *arg, uint64_t conn_id)
     kr__s2s_verify *v = arg;
     kr_conn *conn = kr_worker_current() == w ? kr_conn_find(w, conn_id) : NULL;
     kr_s2s_in *s = conn && conn->ops == &kr_s2s_in_ops ? conn->proto : NULL;
+    if (s && s->pending)
+        s->pending--;
     if (!s || conn->closing || strcmp(v->id, s->stream_id) != 0) {
         kr__s2s_verify_free(v); /* gone, or the stream restarted meanwhile */
         return;
     }
-    s->pending--;
     if (v->result == KR_DB_UNREACHABLE) {
         KR_LOG(KR_LOG_WARN, conn->log_ctx, "dialback for %s: its server cannot be reached",
                v->remote);
-        kr_s2s_in_db_error(s, "result", v->local, v->remote, NULL, "remote-server-not-found");
+        kr_s2s_in_db_error(s, "result", v->local, v->remote, NULL, "remote-connection-failed");
         kr__s2s_verify_free(v);
         return;
     }

@@ -118,7 +118,7 @@ def s2s_config(s2s_port: int, hosts: dict, require_valid: bool, ca_file: str = "
                secret))
 
 
-def start_pair(tmp: Path, with_ca: bool, extra_hosts=None):
+def start_pair(tmp: Path, with_ca: bool, extra_hosts=None, idle_timeout: int = 600):
     """kurier.test and other.test, each knowing the other through s2s.hosts."""
     ca = make_ca(tmp) if with_ca else None
     ports = {KURIER[0]: _free_port(KURIER[1]), OTHER[0]: _free_port(OTHER[1])}
@@ -132,6 +132,7 @@ def start_pair(tmp: Path, with_ca: bool, extra_hosts=None):
                          ca_file=str(tmp / "ca.pem") if with_ca else "",
                          secret=OTHER_SECRET if domain == OTHER[0] else "")
         cfg = cfg % ("%s:%d" % (host, ports[domain]))
+        cfg += "  idle_timeout_s: %d\n" % idle_timeout
         servers[domain] = start_server(d, cfg, accounts=ACCOUNTS, domain=domain, host=host,
                                        cert=make_leaf(tmp, domain, ca))
         servers[domain].s2s_port = ports[domain]
@@ -322,6 +323,21 @@ def test_inbound_subscription_request_is_kept_for_an_offline_user(db_pair):
         b.close()
 
 
+def test_idle_streams_close_and_reopen(tmp_path):
+    k, o = start_pair(tmp_path, with_ca=False, idle_timeout=10)
+    try:
+        _messages_both_ways(k, o)
+        wait_log(k, r"s2s stream to other\.test idle: closing", timeout=20)
+        wait_log(o, r"s2s stream to kurier\.test idle: closing", timeout=20)
+        # The next stanza opens a new stream.
+        _messages_both_ways(k, o)
+        assert len(re.findall(r"opening s2s stream kurier\.test -> other\.test",
+                              log_text(k))) == 2
+    finally:
+        stop_server(k)
+        stop_server(o)
+
+
 # ---- refusals and bounces ------------------------------------------------------------------
 
 def _bounce(srv, to: str, timeout: float = 20.0):
@@ -367,6 +383,33 @@ def test_silent_server_bounces_remote_server_timeout(tmp_path):
         silent.close()
 
 
+def test_queue_is_bounded_while_connecting(tmp_path):
+    """Stanzas beyond s2s.queue_max_stanzas bounce resource-constraint; the queued ones
+    bounce remote-server-timeout when the stream never comes up."""
+    silent = SilentPeer(KURIER[1])
+    port = _free_port(KURIER[1])
+    cfg = s2s_config(port, {"silent.test": "%s:%d" % (KURIER[1], silent.port)},
+                     require_valid=False, connect_timeout=3) % ("%s:%d" % (KURIER[1], port))
+    cfg = cfg.replace("queue_max_stanzas: 100", "queue_max_stanzas: 3")
+    srv = start_server(tmp_path, cfg, accounts=ACCOUNTS, domain=KURIER[0], host=KURIER[1])
+    c = login(srv, "alice", timeout=15)
+    try:
+        for i in range(5):
+            c.send_message("someone@silent.test", "queued %d" % i, msg_id="q%d" % i)
+        conds = {}
+        while len(conds) < 5:
+            e = c.wait_for(lambda e: e.tag == q(NS_CLIENT, "message") and
+                           e.get("type") == "error", 10)
+            conds[e.get("id")] = stanza_error_condition(e)
+        assert sorted(conds.values()) == ["remote-server-timeout"] * 3 + \
+            ["resource-constraint"] * 2, conds
+        assert conds["q3"] == conds["q4"] == "resource-constraint"
+    finally:
+        c.close()
+        stop_server(srv)
+        silent.close()
+
+
 def test_peer_without_starttls_is_refused(db_pair):
     k, _ = db_pair
     cond, _, _ = _bounce(k, "someone@notls.test")
@@ -393,10 +436,12 @@ def test_require_valid_certificates_refuses_self_signed_peer(db_pair, tmp_path):
 class RawPeer:
     """A hand-driven initiating server: plain socket, then TLS without a client certificate."""
 
-    def __init__(self, host: str, port: int):
+    def __init__(self, host: str, port: int, tls: bool = False):
         self.sock = socket.create_connection((host, port), timeout=10)
         self.conn = self.sock
         self.buf = b""
+        if tls:
+            self._wrap()
 
     def send(self, data: str):
         self.conn.sendall(data.encode())
@@ -429,6 +474,9 @@ class RawPeer:
     def starttls(self):
         self.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
         self.read_until(rb"<proceed[^>]*/>")
+        self._wrap()
+
+    def _wrap(self):
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
@@ -462,6 +510,28 @@ def test_forged_dialback_key_is_refused(db_pair):
             p.read_until(rb"never", timeout=2)
     finally:
         p.close()
+
+
+def test_inbound_direct_tls_listener(tmp_path):
+    """XEP-0368: s2s.direct_tls starts with TLS; the features then offer dialback."""
+    port, direct = _free_port(KURIER[1]), _free_port(KURIER[1])
+    cfg = s2s_config(port, {}, require_valid=False) % ("%s:%d" % (KURIER[1], port))
+    cfg = cfg.replace("direct_tls: []", "direct_tls: [\"%s:%d\"]" % (KURIER[1], direct))
+    srv = start_server(tmp_path, cfg, accounts=ACCOUNTS, domain=KURIER[0], host=KURIER[1])
+    try:
+        p = RawPeer(KURIER[1], direct, tls=True)
+        try:
+            _, feats = p.header("other.test", "kurier.test")
+            assert b"starttls" not in feats
+            assert b"urn:xmpp:features:dialback" in feats
+            # other.test is not in s2s.hosts: its key cannot be checked (XEP-0220 errors).
+            p.send("<db:result from='other.test' to='kurier.test'>%s</db:result>" % ("ab" * 32))
+            res = p.read_until(rb"</db:result>", timeout=15)
+            assert b"type='error'" in res and b"remote-connection-failed" in res, res
+        finally:
+            p.close()
+    finally:
+        stop_server(srv)
 
 
 def test_inbound_peer_must_start_tls(db_pair):

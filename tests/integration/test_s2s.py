@@ -338,6 +338,20 @@ def test_idle_streams_close_and_reopen(tmp_path):
         stop_server(o)
 
 
+def test_iq_across_servers(db_pair):
+    """A ping to the other server and a vCard request to a user there get their results."""
+    k, _ = db_pair
+    c = login(k, "alice", timeout=15)
+    try:
+        res = c.iq("other.test", "get", "<ping xmlns='urn:xmpp:ping'/>", timeout=15)
+        assert res.get("type") == "result" and res.get("from") == "other.test"
+        res = c.iq("bob@other.test", "get", "<vCard xmlns='vcard-temp'/>", timeout=15)
+        assert res.get("type") == "result", ET.tostring(res, encoding="unicode")
+        assert res.get("from") == "bob@other.test"
+    finally:
+        c.close()
+
+
 # ---- refusals and bounces ------------------------------------------------------------------
 
 def _bounce(srv, to: str, timeout: float = 20.0):

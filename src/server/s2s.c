@@ -210,8 +210,8 @@ static void kr_s2s_bounce_stanza(void *ud, kr_xml_node *e, kr_arena *a)
 void kr__s2s_bounce(kr_server *srv, kr_worker *w, const kr_rbuf *buf, const char *condition,
                     const char *text)
 {
-    static const char head[] = "<stream:stream xmlns='" KR_NS_CLIENT "' xmlns:stream='" KR_NS_STREAM
-                               "'>";
+    static const char head[] =
+        "<stream:stream xmlns='" KR_NS_CLIENT "' xmlns:stream='" KR_NS_STREAM "'>";
     kr_s2s_bounce_ctx ctx = {srv, w, condition, text};
     kr_xml_limits limits = {buf->len + 64, 1024, 1024}; /* our own output: already bounded */
     kr_xml_parser_cbs cbs = {NULL, kr_s2s_bounce_stanza, NULL};

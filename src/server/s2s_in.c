@@ -32,8 +32,8 @@
 #include "xml/parser.h"
 #include "xml/serialize.h"
 
-#define KR_S2S_IN_PAIRS_MAX 64     /* domain pairs one stream may authenticate */
-#define KR_S2S_IN_PENDING_MAX 16   /* dialback verifications waiting at once */
+#define KR_S2S_IN_PAIRS_MAX 64   /* domain pairs one stream may authenticate */
+#define KR_S2S_IN_PENDING_MAX 16 /* dialback verifications waiting at once */
 
 typedef struct kr_s2s_in {
     kr_server *srv;
@@ -45,9 +45,9 @@ typedef struct kr_s2s_in {
     bool sasl_done;
     bool header_sent;
     char stream_id[33];
-    char *local; /* the stream's 'to': one of our domains */
-    char *peer;  /* the stream's 'from', when given */
-    kr_strmap pairs; /* "local remote" authenticated (values unused) */
+    char *local;      /* the stream's 'to': one of our domains */
+    char *peer;       /* the stream's 'from', when given */
+    kr_strmap pairs;  /* "local remote" authenticated (values unused) */
     unsigned pending; /* dialback verifications out */
     uint64_t last_read;
 } kr_s2s_in;
@@ -104,8 +104,7 @@ static bool kr_s2s_in_authed(const kr_s2s_in *s)
     return s->pairs.count > 0;
 }
 
-static void kr_s2s_in_pair_add(kr_s2s_in *s, const char *local, const char *remote,
-                               const char *how)
+static void kr_s2s_in_pair_add(kr_s2s_in *s, const char *local, const char *remote, const char *how)
 {
     if (s->pairs.count >= KR_S2S_IN_PAIRS_MAX)
         return;
@@ -225,8 +224,8 @@ static void kr_s2s_in_auth(kr_s2s_in *s, kr_arena *a, const kr_xml_node *e)
     /* The authorization identity: empty ("=") or the domain the stream header named. */
     const char *text = kr_xml_text_get(a, e);
     kr_buf authzid = KR_BUF_INIT;
-    bool decoded = strcmp(text, "=") == 0 || !*text ||
-                   kr_base64_decode(&authzid, text, strlen(text)) == 0;
+    bool decoded =
+        strcmp(text, "=") == 0 || !*text || kr_base64_decode(&authzid, text, strlen(text)) == 0;
     const char *domain = authzid.len ? authzid.data : s->peer;
     bool ok = decoded && domain && (!s->peer || strcmp(domain, s->peer) == 0) &&
               kr_s2s_in_external_ok(s, domain);
@@ -261,9 +260,9 @@ static void kr_s2s_in_db_error(kr_s2s_in *s, const char *elem, const char *from,
         kr_buf_puts(&b, "' id='");
         kr_xml_escape_attr(&b, id, strlen(id));
     }
-    kr_buf_printf(&b, "' type='error'><error type='%s'><%s xmlns='" KR_NS_STANZAS_ERR
-                      "'/></error></db:%s>",
-                  kr_stanza_error_type(condition), condition, elem);
+    kr_buf_printf(
+        &b, "' type='error'><error type='%s'><%s xmlns='" KR_NS_STANZAS_ERR "'/></error></db:%s>",
+        kr_stanza_error_type(condition), condition, elem);
     kr_s2s_in_send(s, &b);
 }
 
@@ -276,7 +275,8 @@ static void kr_s2s_in_db_result(kr_s2s_in *s, kr_arena *a, const kr_xml_node *e)
     const char *pfrom = NULL, *pto = NULL;
     if (!from || !to || kr_jid_prep_domain(a, from, strlen(from), &pfrom) != 0 ||
         kr_jid_prep_domain(a, to, strlen(to), &pto) != 0 || !*key) {
-        kr_s2s_in_stream_error(s, "improper-addressing", "A dialback request needs from, to and a key");
+        kr_s2s_in_stream_error(s, "improper-addressing",
+                               "A dialback request needs from, to and a key");
         return;
     }
     if (!kr_s2s_in_served(s->srv, pto)) {
@@ -417,8 +417,8 @@ static void kr_s2s_in_stanza(kr_s2s_in *s, kr_arena *a, kr_xml_node *e)
     kr_buf_clear(&key);
     if (!paired) {
         KR_LOG(KR_LOG_WARN, s->conn->log_ctx,
-               "stanza from %s to %s on a stream not authenticated for them: refused",
-               jfrom.domain, jto.domain);
+               "stanza from %s to %s on a stream not authenticated for them: refused", jfrom.domain,
+               jto.domain);
         kr_s2s_in_stream_error(s, "invalid-from", "The 'from' domain is not authenticated");
         return;
     }
@@ -573,9 +573,9 @@ void kr__s2s_in_accept(kr_worker *w, uv_stream_t *listener, bool direct_tls)
     s->srv = srv;
     s->conn = conn;
     kr_strmap_init(&s->pairs);
-    kr_xml_limits limits = kr_stanza_intake_limits(srv->cfg->limits.max_stanza_bytes,
-                                                   srv->cfg->limits.max_depth,
-                                                   srv->cfg->limits.max_attributes);
+    kr_xml_limits limits =
+        kr_stanza_intake_limits(srv->cfg->limits.max_stanza_bytes, srv->cfg->limits.max_depth,
+                                srv->cfg->limits.max_attributes);
     kr_xml_parser_cbs cbs = {kr_s2s_in_stream_open, kr_s2s_in_element, kr_s2s_in_stream_close};
     s->parser = kr_xml_parser_new(&limits, &cbs, s);
     conn->proto = s;

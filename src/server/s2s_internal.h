@@ -73,8 +73,8 @@ bool kr__s2s_cert_ok(kr_conn *c, const char *domain, char *why, size_t whylen);
 /** Where the server of `domain` listens. The seam where the DNS resolver (resolver.h:
  * SRV, A/AAAA, DNSSEC, DANE) plugs in: today only s2s.hosts is consulted. 0, or KR_ENOENT
  * with the reason in why. */
-int kr__s2s_resolve(kr_server *srv, const char *domain, struct sockaddr_storage *out,
-                    char *why, size_t whylen);
+int kr__s2s_resolve(kr_server *srv, const char *domain, struct sockaddr_storage *out, char *why,
+                    size_t whylen);
 
 /* s2s_out.c: kr_worker_fn's, run on the pair's owner worker; they take their argument. */
 void kr__s2s_out_submit(kr_worker *w, void *msg, uint64_t unused);

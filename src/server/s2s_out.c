@@ -57,7 +57,7 @@ typedef struct kr_s2s_out {
     bool restart;
     bool in_table;
     bool dialback_offered;
-    char peer_id[130]; /* stream id the peer gave us (dialback key input) */
+    char peer_id[130];     /* stream id the peer gave us (dialback key input) */
     const char *fail_cond; /* how waiting stanzas bounce if the stream ends now */
     const char *fail_text;
     kr_rbuf **queue;
@@ -177,8 +177,7 @@ static void kr_s2s_out_verify_result(kr_s2s_out *o, const kr_xml_node *e)
             continue;
         memmove(&o->verifies[i], &o->verifies[i + 1], (o->vlen - i - 1) * sizeof(*o->verifies));
         o->vlen--;
-        kr_s2s_out_verify_answer(o, v,
-                                 strcmp(type, "valid") == 0 ? KR_DB_VALID : KR_DB_INVALID);
+        kr_s2s_out_verify_answer(o, v, strcmp(type, "valid") == 0 ? KR_DB_VALID : KR_DB_INVALID);
         return;
     }
     KR_LOG(KR_LOG_DEBUG, o->conn->log_ctx, "dialback verify answer for an unknown id");
@@ -204,8 +203,8 @@ static void kr_s2s_out_bounce_all(kr_s2s_out *o)
 {
     const char *cond = o->fail_cond ? o->fail_cond : "remote-server-not-found";
     if (o->qlen)
-        KR_LOG(KR_LOG_INFO, o->conn->log_ctx, "bouncing %zu stanzas for %s: %s", o->qlen,
-               o->remote, cond);
+        KR_LOG(KR_LOG_INFO, o->conn->log_ctx, "bouncing %zu stanzas for %s: %s", o->qlen, o->remote,
+               cond);
     kr_worker_state *ws = kr_worker_state_get(o->w);
     for (size_t i = 0; i < o->qlen; i++) {
         if (!ws->s2s_stopped)
@@ -260,7 +259,8 @@ static void kr_s2s_out_features(kr_s2s_out *o, const kr_xml_node *f)
                             "policy-violation");
             return;
         }
-        kr_s2s_out_send(o, "<starttls xmlns='" KR_NS_TLS "'/>", strlen("<starttls xmlns='" KR_NS_TLS "'/>"));
+        kr_s2s_out_send(o, "<starttls xmlns='" KR_NS_TLS "'/>",
+                        strlen("<starttls xmlns='" KR_NS_TLS "'/>"));
         o->state = KR_OUT_STARTTLS;
         return;
     case KR_OUT_TLS:
@@ -387,8 +387,7 @@ static void kr_s2s_out_on_connect(kr_conn *c, int status)
 {
     kr_s2s_out *o = c->proto;
     if (status < 0) {
-        KR_LOG(KR_LOG_INFO, c->log_ctx, "cannot connect to %s: %s", o->remote,
-               uv_strerror(status));
+        KR_LOG(KR_LOG_INFO, c->log_ctx, "cannot connect to %s: %s", o->remote, uv_strerror(status));
         o->fail_cond = "remote-server-not-found";
         return; /* conn.c closes the connection; on_close bounces */
     }
@@ -431,8 +430,8 @@ static void kr_s2s_out_on_tls_ready(kr_conn *c)
     if (!ok && o->srv->cfg->s2s.require_valid_certificates) {
         KR_LOG(KR_LOG_WARN, c->log_ctx, "certificate of %s is not valid (%s): refused", o->remote,
                why);
-        kr_s2s_out_fail(o, "remote-server-not-found", "The remote server's certificate is not valid",
-                        "policy-violation");
+        kr_s2s_out_fail(o, "remote-server-not-found",
+                        "The remote server's certificate is not valid", "policy-violation");
         return;
     }
     if (!ok)

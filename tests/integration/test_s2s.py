@@ -595,3 +595,75 @@ def test_stanza_before_authentication_is_refused(db_pair):
         p.read_until(rb"<not-authorized")
     finally:
         p.close()
+
+
+HOSTILE_INPUTS = [
+    # (what is sent after connecting, the stream error condition expected)
+    (b"<a><</a>", b"invalid-namespace"),  # <a> is taken for the stream header
+    (b"<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+     b"xmlns:stream='http://etherx.jabber.org/streams' to='kurier.test' version='1.0'>",
+     b"invalid-namespace"),
+    (b"<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' "
+     b"to='elsewhere.test' version='1.0'>", b"host-unknown"),
+    (b"<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' "
+     b"version='1.0'>", b"host-unknown"),
+    (b"<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' "
+     b"from='bad..domain' to='kurier.test' version='1.0'>", b"invalid-from"),
+    (b"<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' "
+     b"xmlns:db='jabber:server:dialback' to='kurier.test' version='1.0'>"
+     b"<db:verify from='other.test' to='kurier.test'>x</db:verify>", b"policy-violation"),
+    (b"<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' "
+     b"to='kurier.test' version='1.0'><auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' "
+     b"mechanism='EXTERNAL'>=</auth>", b"policy-violation"),
+    (b"<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' "
+     b"to='kurier.test' version='1.0'><!DOCTYPE x>", None),
+]
+
+
+@pytest.mark.parametrize("data,condition", HOSTILE_INPUTS)
+def test_inbound_hostile_input_gets_a_stream_error(db_pair, data, condition):
+    k, _ = db_pair
+    s = socket.create_connection((KURIER[1], k.s2s_port), timeout=10)
+    got = b""
+    try:
+        s.sendall(data)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                chunk = s.recv(4096)
+            except (socket.timeout, ConnectionResetError):
+                break
+            if not chunk:
+                break
+            got += chunk
+    finally:
+        s.close()
+    assert b"<stream:error>" in got, got
+    if condition:
+        assert condition in got, got
+    assert k.proc.poll() is None
+
+
+def test_inbound_hostile_after_tls(db_pair):
+    """After TLS: dialback elements without addresses, unknown elements, a stanza with a
+    malformed 'from'. Each ends the stream with an error; the server keeps running."""
+    k, _ = db_pair
+    cases = [("<db:result>%s</db:result>" % ("ab" * 32), rb"improper-addressing"),
+             ("<db:verify from='other.test' to='kurier.test'>x</db:verify>",
+              rb"improper-addressing"),
+             ("<db:result from='other.test' to='nobody.test'>k</db:result>",
+              rb"item-not-found"),
+             ("<db:verify from='other.test' to='kurier.test' id='x'>bad</db:verify>",
+              rb"type='invalid'"),
+             ("<foo xmlns='urn:example'/>", rb"unsupported-stanza-type")]
+    for payload, expect in cases:
+        p = RawPeer(KURIER[1], k.s2s_port)
+        try:
+            p.header("other.test", "kurier.test")
+            p.starttls()
+            p.header("other.test", "kurier.test")
+            p.send(payload)
+            p.read_until(expect)
+        finally:
+            p.close()
+    assert k.proc.poll() is None

@@ -45,6 +45,7 @@ typedef enum kr_cfg_type {
     KR_CFG_ENUM,    /* unsigned integer of .size bytes: index of the value in .choices */
     KR_CFG_STRLIST, /* char ** at .offset, size_t count at .count_offset; .check each entry */
     KR_CFG_LISTEN,  /* kr_listen_list */
+    KR_CFG_HOSTMAP, /* kr_host_map: a mapping of domain names to "IP:port" */
 } kr_cfg_type;
 
 /* Checks one list entry and prepares it in place; NULL, or why it is invalid
@@ -79,6 +80,9 @@ static const char *kr_cfg_domain_check(char *s);
     {.path = p, .type = KR_CFG_STRLIST, KR_CFG_FIELD(f), .count_offset = offsetof(kr_config, n),   \
      .min = least, .check = chk, .def = d}
 #define KR_CFG_ADDRS(p, f, d) {.path = p, .type = KR_CFG_LISTEN, KR_CFG_FIELD(f), .def = d}
+/* A string that may be empty ("" = not set). */
+#define KR_CFG_OPT(p, f, d) {.path = p, .type = KR_CFG_STRING, KR_CFG_FIELD(f), .min = 0, .def = d}
+#define KR_CFG_HOSTS(p, f) {.path = p, .type = KR_CFG_HOSTMAP, KR_CFG_FIELD(f), .def = ""}
 
 /* Index order must match kr_log_level. */
 static const char *const kr_cfg_log_levels[] = {"error", "warn", "info", "debug", NULL};
@@ -123,6 +127,17 @@ static const kr_cfg_key kr_cfg_keys[] = {
     KR_CFG_NUM("services.vcard_max_bytes", services.vcard_max_bytes, 1024, 16777216, "65536"),
     KR_CFG_NUM("services.private_max_bytes", services.private_max_bytes, 1024, 16777216, "65536"),
     KR_CFG_FLAG("services.version_show_os", services.version_show_os, "false"),
+    KR_CFG_FLAG("s2s.enabled", s2s.enabled, "false"),
+    KR_CFG_ADDRS("s2s.starttls", s2s.starttls, "127.0.0.1:5269"),
+    KR_CFG_ADDRS("s2s.direct_tls", s2s.direct_tls, "127.0.0.1:5270"),
+    KR_CFG_HOSTS("s2s.hosts", s2s.hosts),
+    KR_CFG_FLAG("s2s.require_valid_certificates", s2s.require_valid_certificates, "true"),
+    KR_CFG_OPT("s2s.ca_file", s2s.ca_file, ""),
+    KR_CFG_OPT("s2s.dialback_secret", s2s.dialback_secret, ""),
+    KR_CFG_NUM("s2s.connect_timeout_s", s2s.connect_timeout_s, 1, 3600, "10"),
+    KR_CFG_NUM("s2s.idle_timeout_s", s2s.idle_timeout_s, 10, 86400, "600"),
+    KR_CFG_NUM("s2s.queue_max_stanzas", s2s.queue_max_stanzas, 1, 1000000, "1000"),
+    KR_CFG_OPT("s2s.dnssec_trust_anchor", s2s.dnssec_trust_anchor, ""),
     KR_CFG_FLAG("registration.enabled", registration.enabled, "false"),
     KR_CFG_NUM("registration.per_ip_per_hour", registration.per_ip_per_hour, 1, 10000, "5"),
 };
@@ -259,6 +274,9 @@ static void kr_cfg_expectation(kr_buf *b, const kr_cfg_key *k)
     case KR_CFG_LISTEN:
         kr_buf_puts(b, "a list");
         break;
+    case KR_CFG_HOSTMAP:
+        kr_buf_puts(b, "a mapping of domain names to \"IP:port\" addresses");
+        break;
     }
 }
 
@@ -367,9 +385,10 @@ static int kr_cfg_set_scalar(kr_cfg_ctx *x, const kr_cfg_key *k, const char *v, 
         return 0;
     case KR_CFG_STRLIST:
     case KR_CFG_LISTEN:
+    case KR_CFG_HOSTMAP:
         break;
     }
-    abort(); /* lists never come here */
+    abort(); /* lists and maps never come here */
 }
 
 /* ---- domains (RFC 7622 §3.2: a DNS name or an IP literal) ---- */
@@ -572,6 +591,80 @@ static int kr_cfg_list_add(kr_cfg_ctx *x, const kr_cfg_key *k, const char *v, si
     return kr_cfg_add_listen(x, k, v, len, line, shown);
 }
 
+/* ---- domain -> address maps ---- */
+
+static void kr_cfg_hosts_clear(kr_config *c, const kr_cfg_key *k)
+{
+    kr_host_map *m = (void *)((char *)c + k->offset);
+    for (size_t i = 0; i < m->count; i++)
+        free(m->items[i].domain);
+    free(m->items);
+    m->items = NULL;
+    m->count = 0;
+}
+
+static int kr_cfg_hosts_add(kr_cfg_ctx *x, const kr_cfg_key *k, yaml_node_t *kn, yaml_node_t *vn)
+{
+    kr_host_map *m = (void *)((char *)x->cfg + k->offset);
+    char shown[KR_CFG_SHOW_MAX], vshown[KR_CFG_SHOW_MAX];
+    if (kn->type != YAML_SCALAR_NODE || kr_cfg_is_null(kn))
+        return kr_cfg_fail(x, kr_cfg_line(kn), "\"%s\" keys must be domain names, not %s",
+                           k->path, kr_cfg_describe(kn, shown));
+    const char *kv = (const char *)kn->data.scalar.value;
+    size_t klen = kn->data.scalar.length;
+    kr_cfg_show(kv, klen, shown);
+    if (memchr(kv, '\0', klen))
+        return kr_cfg_fail(x, kr_cfg_line(kn), "\"%s\" entry %s contains a NUL character",
+                           k->path, shown);
+    if (m->count >= KR_CFG_LIST_MAX)
+        return kr_cfg_fail(x, kr_cfg_line(kn), "\"%s\" may hold at most %d entries", k->path,
+                           KR_CFG_LIST_MAX);
+    char *domain = kr_xstrndup(kv, klen);
+    const char *why = kr_cfg_domain_check(domain);
+    if (why) {
+        free(domain);
+        return kr_cfg_fail(x, kr_cfg_line(kn), "\"%s\" entry %s %s", k->path, shown, why);
+    }
+    for (size_t i = 0; i < m->count; i++) {
+        if (!strcmp(m->items[i].domain, domain)) {
+            free(domain);
+            return kr_cfg_fail(x, kr_cfg_line(kn), "\"%s\" lists %s twice", k->path, shown);
+        }
+    }
+    kr_listen_addr a;
+    memset(&a, 0, sizeof(a));
+    if (vn->type != YAML_SCALAR_NODE || kr_cfg_is_null(vn) ||
+        memchr(vn->data.scalar.value, '\0', vn->data.scalar.length) ||
+        !kr_cfg_listen_parse((const char *)vn->data.scalar.value, vn->data.scalar.length, &a)) {
+        free(domain);
+        return kr_cfg_fail(x, kr_cfg_line(vn),
+                           "\"%s\" entry %s: %s is not an address; write \"IPv4:port\" or "
+                           "\"[IPv6]:port\" with a port from 1 to 65535",
+                           k->path, shown, kr_cfg_describe(vn, vshown));
+    }
+    m->items = kr_xrealloc(m->items, (m->count + 1) * sizeof(*m->items));
+    m->items[m->count].domain = domain;
+    m->items[m->count].addr = a;
+    m->count++;
+    return 0;
+}
+
+static int kr_cfg_apply_hosts(kr_cfg_ctx *x, const kr_cfg_key *k, yaml_node_t *v)
+{
+    kr_cfg_hosts_clear(x->cfg, k);
+    if (kr_cfg_is_null(v))
+        return 0;
+    if (v->type != YAML_MAPPING_NODE)
+        return kr_cfg_fail_type(x, k, v);
+    for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
+        int rc = kr_cfg_hosts_add(x, k, yaml_document_get_node(x->doc, p->key),
+                                  yaml_document_get_node(x->doc, p->value));
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 /* ---- the table ---- */
 
 static bool kr_cfg_is_list(const kr_cfg_key *k)
@@ -676,6 +769,10 @@ static int kr_cfg_apply_list(kr_cfg_ctx *x, const kr_cfg_key *k, yaml_node_t *v)
 
 static int kr_cfg_apply(kr_cfg_ctx *x, const kr_cfg_key *k, yaml_node_t *v)
 {
+    if (k->type == KR_CFG_HOSTMAP)
+        return kr_cfg_apply_hosts(x, k, v);
+    if (k->type == KR_CFG_STRING && k->min == 0 && kr_cfg_is_null(v))
+        return kr_cfg_set_scalar(x, k, "", 0, kr_cfg_line(v)); /* optional: unset */
     if (kr_cfg_is_list(k)) {
         if (v->type != YAML_SEQUENCE_NODE)
             return kr_cfg_fail_type(x, k, v);
@@ -846,6 +943,10 @@ static void kr_cfg_set_default(kr_config *c, const kr_cfg_key *k)
     kr_cfg_ctx x = {.name = "built-in default", .cfg = c, .err = msg, .errlen = sizeof(msg)};
     if (k->type == KR_CFG_UINT && k->size < 8 && k->max >> (k->size * 8) != 0)
         kr_cfg_default_die(k, "its maximum does not fit its field");
+    if (k->type == KR_CFG_HOSTMAP) {
+        kr_cfg_hosts_clear(c, k); /* the only default is the empty map */
+        return;
+    }
     if (!kr_cfg_is_list(k)) {
         if (kr_cfg_set_scalar(&x, k, k->def, strlen(k->def), 0))
             kr_cfg_default_die(k, msg);
@@ -971,6 +1072,8 @@ void kr_config_free(kr_config *c)
         const kr_cfg_key *k = &kr_cfg_keys[i];
         if (kr_cfg_is_list(k))
             kr_cfg_list_clear(c, k);
+        else if (k->type == KR_CFG_HOSTMAP)
+            kr_cfg_hosts_clear(c, k);
         else if (k->type == KR_CFG_STRING)
             free(*(char **)((char *)c + k->offset));
     }
@@ -986,6 +1089,16 @@ char *kr_config_data_path(const kr_config *c, const char *p)
         return kr_xstrdup(p);
     size_t n = strlen(c->data_dir);
     return kr_xasprintf("%s%s%s", c->data_dir, c->data_dir[n - 1] == '/' ? "" : "/", p);
+}
+
+const kr_listen_addr *kr_config_host_get(const kr_config *c, const char *domain)
+{
+    if (!domain)
+        return NULL;
+    for (size_t i = 0; i < c->s2s.hosts.count; i++)
+        if (!strcmp(c->s2s.hosts.items[i].domain, domain))
+            return &c->s2s.hosts.items[i].addr;
+    return NULL;
 }
 
 bool kr_config_serves(const kr_config *c, const char *domain)

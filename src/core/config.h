@@ -26,6 +26,17 @@ typedef struct kr_listen_list {
     size_t count;
 } kr_listen_list;
 
+/** One entry of a static domain -> address map (s2s.hosts). */
+typedef struct kr_host_entry {
+    char *domain;        /* prepared (lower-case) domain */
+    kr_listen_addr addr; /* where its server listens (STARTTLS) */
+} kr_host_entry;
+
+typedef struct kr_host_map {
+    kr_host_entry *items;
+    size_t count;
+} kr_host_map;
+
 typedef struct kr_config {
     char *path;            /* file it was loaded from */
     char **domains;        /* prepared (lower-case) domain names served */
@@ -88,6 +99,20 @@ typedef struct kr_config {
     } services;
 
     struct {
+        bool enabled;              /* federation on; false: remote domains bounce; default false */
+        kr_listen_list starttls;   /* inbound, STARTTLS (RFC 6120 §5); default 127.0.0.1:5269 */
+        kr_listen_list direct_tls; /* inbound, direct TLS (XEP-0368); default 127.0.0.1:5270 */
+        kr_host_map hosts;         /* static domain -> address map, consulted before DNS */
+        bool require_valid_certificates; /* false: dialback when the certificate fails; true */
+        char *ca_file;             /* extra trust anchors (PEM); "" = system store only */
+        char *dialback_secret;     /* XEP-0185 secret; "" = random per process start */
+        unsigned connect_timeout_s; /* connect + TLS + authentication; default 10 */
+        unsigned idle_timeout_s;   /* close a silent s2s stream; default 600 */
+        unsigned queue_max_stanzas; /* per remote domain while connecting; default 1000 */
+        char *dnssec_trust_anchor; /* root key file for the resolver; "" = no validation */
+    } s2s;
+
+    struct {
         bool enabled;           /* in-band registration of new accounts (XEP-0077); default false */
         unsigned per_ip_per_hour; /* new accounts per IP address per hour; default 5 */
     } registration;
@@ -106,6 +131,8 @@ void kr_config_defaults(kr_config *out);
 void kr_config_free(kr_config *c);
 /** Resolve a path relative to data_dir (absolute paths returned as copies). Caller frees. */
 char *kr_config_data_path(const kr_config *c, const char *p);
+/** The s2s.hosts entry for a prepared domain, or NULL. */
+const kr_listen_addr *kr_config_host_get(const kr_config *c, const char *domain);
 /** True when the domain (already prepared) is one we serve. */
 bool kr_config_serves(const kr_config *c, const char *domain);
 /** Dotted path of the i-th known key ("limits.max_depth"), NULL past the last; static storage.

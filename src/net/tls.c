@@ -6,6 +6,7 @@
  */
 #include "net/tls.h"
 
+#include <arpa/inet.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
@@ -69,11 +70,39 @@ static void kr_tls_end_point_hash(kr_tls_ctx *c)
     X509_digest(cert, md, c->end_point, &c->end_point_len);
 }
 
-kr_tls_ctx *kr_tls_ctx_new_server(const char *cert_path, const char *key_path, char *err,
-                                  size_t errlen)
+/* Verification results are read after the handshake: the callback lets every chain through
+ * so that a peer with an untrusted certificate can still authenticate by Server Dialback
+ * when the configuration allows it (the protocol decides, see tls.h). */
+static int kr_tls_verify_cb(int preverify_ok, X509_STORE_CTX *store)
+{
+    (void)preverify_ok;
+    (void)store;
+    return 1;
+}
+
+int kr_tls_ctx_verify_peers(kr_tls_ctx *c, const char *ca_file, char *err, size_t errlen)
 {
     char ebuf[256];
-    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (SSL_CTX_set_default_verify_paths(c->ssl_ctx) != 1) {
+        snprintf(err, errlen, "cannot load the system trust store: %s",
+                 kr_tls_last_error(ebuf, sizeof(ebuf)));
+        return -1;
+    }
+    if (ca_file && *ca_file && SSL_CTX_load_verify_locations(c->ssl_ctx, ca_file, NULL) != 1) {
+        snprintf(err, errlen, "cannot load CA file %s: %s", ca_file,
+                 kr_tls_last_error(ebuf, sizeof(ebuf)));
+        return -1;
+    }
+    SSL_CTX_set_verify(c->ssl_ctx, SSL_VERIFY_PEER, kr_tls_verify_cb);
+    SSL_CTX_set_verify_depth(c->ssl_ctx, 10);
+    return 0;
+}
+
+/* The policy both sides share (DESIGN.md, security defaults). */
+static SSL_CTX *kr_tls_ssl_ctx_new(const SSL_METHOD *method, char *err, size_t errlen)
+{
+    char ebuf[256];
+    SSL_CTX *ctx = SSL_CTX_new(method);
     if (!ctx) {
         snprintf(err, errlen, "cannot create TLS context: %s", kr_tls_last_error(ebuf, sizeof(ebuf)));
         return NULL;
@@ -95,6 +124,16 @@ kr_tls_ctx *kr_tls_ctx_new_server(const char *cert_path, const char *key_path, c
         SSL_CTX_free(ctx);
         return NULL;
     }
+    return ctx;
+}
+
+static kr_tls_ctx *kr_tls_ctx_new(const SSL_METHOD *method, const char *cert_path,
+                                  const char *key_path, char *err, size_t errlen)
+{
+    char ebuf[256];
+    SSL_CTX *ctx = kr_tls_ssl_ctx_new(method, err, errlen);
+    if (!ctx)
+        return NULL;
     if (SSL_CTX_use_certificate_chain_file(ctx, cert_path) != 1) {
         snprintf(err, errlen, "cannot load certificate %s: %s", cert_path,
                  kr_tls_last_error(ebuf, sizeof(ebuf)));
@@ -115,6 +154,23 @@ kr_tls_ctx *kr_tls_ctx_new_server(const char *cert_path, const char *key_path, c
     kr_tls_ctx *c = kr_xcalloc(1, sizeof(*c));
     c->ssl_ctx = ctx;
     kr_tls_end_point_hash(c);
+    return c;
+}
+
+kr_tls_ctx *kr_tls_ctx_new_server(const char *cert_path, const char *key_path, char *err,
+                                  size_t errlen)
+{
+    return kr_tls_ctx_new(TLS_server_method(), cert_path, key_path, err, errlen);
+}
+
+kr_tls_ctx *kr_tls_ctx_new_client(const char *cert_path, const char *key_path,
+                                  const char *ca_file, char *err, size_t errlen)
+{
+    kr_tls_ctx *c = kr_tls_ctx_new(TLS_client_method(), cert_path, key_path, err, errlen);
+    if (c && kr_tls_ctx_verify_peers(c, ca_file, err, errlen) != 0) {
+        kr_tls_ctx_free(c);
+        return NULL;
+    }
     return c;
 }
 
@@ -163,6 +219,34 @@ void kr_tls_trim(kr_tls *t)
     SSL_set_bio(t->ssl, in, out); /* frees the old pair */
     t->net_in = in;
     t->net_out = out;
+}
+
+kr_tls *kr_tls_new_client(kr_tls_ctx *ctx, const char *server_name)
+{
+    kr_tls *t = kr_tls_new(ctx);
+    SSL_set_connect_state(t->ssl);
+    unsigned char bin[16];
+    bool literal = server_name && (inet_pton(AF_INET, server_name, bin) == 1 ||
+                                   inet_pton(AF_INET6, server_name, bin) == 1);
+    if (server_name && *server_name && !literal)
+        SSL_set_tlsext_host_name(t->ssl, server_name);
+    return t;
+}
+
+bool kr_tls_peer_verified(const kr_tls *t, char *why, size_t whylen)
+{
+    X509 *cert = SSL_get0_peer_certificate(t->ssl);
+    long r = SSL_get_verify_result(t->ssl);
+    if (cert && r == X509_V_OK)
+        return true;
+    if (why && whylen)
+        snprintf(why, whylen, "%s", cert ? X509_verify_cert_error_string(r) : "no certificate");
+    return false;
+}
+
+X509 *kr_tls_peer_cert(const kr_tls *t)
+{
+    return SSL_get0_peer_certificate(t->ssl);
 }
 
 void kr_tls_free(kr_tls *t)

@@ -8,6 +8,13 @@
  * binding values SCRAM-PLUS needs: tls-exporter (RFC 9266; TLS 1.3, or 1.2
  * with extended master secret), tls-server-end-point (RFC 5929 §4) and
  * tls-unique (RFC 5929 §3; TLS 1.2 only).
+ * Server-to-server streams add the client side (kr_tls_ctx_new_client,
+ * kr_tls_new_client with SNI) and peer certificates on both sides: a context
+ * with kr_tls_ctx_verify_peers() asks for the peer's certificate and checks
+ * its chain against the system store and an optional CA file, but never
+ * fails the handshake for it; the protocol reads the outcome afterwards
+ * (kr_tls_peer_verified, kr_tls_peer_cert) and decides (RFC 6125 identity in
+ * certid.h, then SASL EXTERNAL or Server Dialback).
  * A kr_tls belongs to one connection and so to one worker thread.
  */
 #ifndef KR_NET_TLS_H
@@ -15,6 +22,8 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+
+#include <openssl/x509.h>
 
 #include "core/buf.h"
 #include "sasl/scram.h"
@@ -25,9 +34,21 @@ typedef struct kr_tls kr_tls;
 /** Server context from PEM files. Returns NULL and writes one sentence to err on failure. */
 kr_tls_ctx *kr_tls_ctx_new_server(const char *cert_path, const char *key_path, char *err,
                                   size_t errlen);
+/** Client context (outbound s2s): the same protocol and cipher policy as the server side,
+ * presenting our certificate (for SASL EXTERNAL, XEP-0178), with peer verification on
+ * (kr_tls_ctx_verify_peers with ca_file). NULL and one sentence in err on failure. */
+kr_tls_ctx *kr_tls_ctx_new_client(const char *cert_path, const char *key_path,
+                                  const char *ca_file, char *err, size_t errlen);
+/** Ask for and verify the peer's certificate against the system store plus ca_file (PEM,
+ * NULL or "" for none). A failed verification does not fail the handshake; see
+ * kr_tls_peer_verified. 0, or -1 with one sentence in err. */
+int kr_tls_ctx_verify_peers(kr_tls_ctx *ctx, const char *ca_file, char *err, size_t errlen);
 void kr_tls_ctx_free(kr_tls_ctx *ctx);
 
 kr_tls *kr_tls_new(kr_tls_ctx *ctx);
+/** A client connection of a client context, sending server_name (SNI, RFC 6066) when it is a
+ * DNS name (IP literals are not sent). */
+kr_tls *kr_tls_new_client(kr_tls_ctx *ctx, const char *server_name);
 void kr_tls_free(kr_tls *t);
 
 /** Results of kr_tls_feed(). */
@@ -59,6 +80,12 @@ const char *kr_tls_version(const kr_tls *t);
 const char *kr_tls_cipher(const kr_tls *t);
 /** Channel binding data of this connection (only meaningful after the handshake). */
 void kr_tls_cb_data(kr_tls *t, kr_scram_cb_data *out);
+/** True when the peer presented a certificate whose chain verified; otherwise, when why is
+ * given, it gets the reason ("no certificate", OpenSSL's verify error text). Identity is
+ * not checked here (certid.h). */
+bool kr_tls_peer_verified(const kr_tls *t, char *why, size_t whylen);
+/** The peer's certificate (borrowed, valid while t lives), or NULL. */
+X509 *kr_tls_peer_cert(const kr_tls *t);
 /** Last OpenSSL error as text, for logs. */
 const char *kr_tls_last_error(char *buf, size_t len);
 

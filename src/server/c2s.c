@@ -1060,9 +1060,16 @@ void kr_c2s_on_connection(uv_stream_t *listener, int status)
     kr_conn_timer_set(conn, timeout);
 }
 
-kr_session *kr_session_find(kr_worker *w, uint64_t conn_id)
+/* The worker's connection table also holds s2s streams: only ours are sessions. */
+static kr_conn *kr_c2s_find(kr_worker *w, uint64_t conn_id)
 {
     kr_conn *conn = kr_conn_find(w, conn_id);
+    return conn && conn->ops == &kr_c2s_ops ? conn : NULL;
+}
+
+kr_session *kr_session_find(kr_worker *w, uint64_t conn_id)
+{
+    kr_conn *conn = kr_c2s_find(w, conn_id);
     return conn && conn->proto ? &((kr_c2s *)conn->proto)->sess : NULL;
 }
 
@@ -1082,7 +1089,7 @@ void kr_session_send_elem(kr_session *s, const kr_xml_node *e)
 
 void kr_c2s_deliver(kr_worker *w, uint64_t conn_id, kr_rbuf *buf)
 {
-    kr_conn *conn = kr_conn_find(w, conn_id);
+    kr_conn *conn = kr_c2s_find(w, conn_id);
     kr_c2s *c = conn ? conn->proto : NULL;
     if (c && c->bound)
         kr_conn_send(conn, buf->data, buf->len);
@@ -1091,21 +1098,21 @@ void kr_c2s_deliver(kr_worker *w, uint64_t conn_id, kr_rbuf *buf)
 
 void kr_c2s_kick(kr_worker *w, void *unused, uint64_t conn_id)
 {
-    kr_conn *conn = kr_conn_find(w, conn_id);
+    kr_conn *conn = kr_c2s_find(w, conn_id);
     if (conn && conn->proto)
         kr_c2s_stream_error(conn->proto, "conflict", "Replaced by a new session with the same resource");
 }
 
 void kr_c2s_end_session(kr_worker *w, void *cond, uint64_t conn_id)
 {
-    kr_conn *conn = kr_conn_find(w, conn_id);
+    kr_conn *conn = kr_c2s_find(w, conn_id);
     if (conn && conn->proto)
         kr_c2s_stream_error(conn->proto, cond, NULL);
 }
 
 static void kr_c2s_shutdown_conn(kr_conn *conn)
 {
-    if (conn->proto)
+    if (conn->proto && conn->ops == &kr_c2s_ops)
         kr_c2s_stream_error(conn->proto, "system-shutdown", "The server is shutting down");
 }
 

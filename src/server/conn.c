@@ -212,7 +212,17 @@ void kr_conn_trim(kr_conn *c)
 void kr_conn_start_tls(kr_conn *c)
 {
     kr_conn_flush(c);
-    c->tls = kr_tls_new(c->srv->tls);
+    c->tls = kr_tls_new(c->tls_ctx);
+}
+
+void kr_conn_start_tls_client(kr_conn *c, kr_tls_ctx *ctx, const char *server_name)
+{
+    kr_conn_flush(c);
+    c->tls = kr_tls_new_client(ctx, server_name);
+    kr_buf *plain = &kr_worker_state_get(c->worker)->plain;
+    plain->len = 0;
+    kr_tls_feed(c->tls, NULL, 0, plain); /* produces the ClientHello */
+    kr_conn_mark_dirty(c);
 }
 
 static void kr_conn_timer_cb(uv_timer_t *t)
@@ -367,14 +377,15 @@ void kr_conn_read_pause(kr_conn *c, bool pause)
     kr_conn_reading_update(c);
 }
 
-kr_conn *kr_conn_accept(kr_worker *w, uv_stream_t *listener, bool direct_tls,
-                        const kr_conn_ops *ops, const char *kind)
+/* A new connection with its three handles initialised, not yet in the table. */
+static kr_conn *kr_conn_new(kr_worker *w, const kr_conn_ops *ops, const char *kind)
 {
     kr_worker_state *ws = kr_worker_state_get(w);
     kr_conn *c = kr_xcalloc(1, sizeof(*c));
     c->worker = w;
     c->srv = ws->srv;
     c->ops = ops;
+    c->tls_ctx = ws->srv->tls;
     c->id = atomic_fetch_add(&ws->srv->next_conn_id, 1);
     uv_tcp_init(&w->loop, &c->tcp);
     uv_timer_init(&w->loop, &c->timer);
@@ -385,6 +396,22 @@ kr_conn *kr_conn_accept(kr_worker *w, uv_stream_t *listener, bool direct_tls,
     c->open_handles = 3;
     snprintf(c->log_ctx, sizeof(c->log_ctx), "%s#%llu w%u", kind, (unsigned long long)c->id,
              w->index);
+    return c;
+}
+
+kr_conn *kr_conn_accept(kr_worker *w, uv_stream_t *listener, bool direct_tls,
+                        const kr_conn_ops *ops, const char *kind)
+{
+    return kr_conn_accept_ctx(w, listener, direct_tls, NULL, ops, kind);
+}
+
+kr_conn *kr_conn_accept_ctx(kr_worker *w, uv_stream_t *listener, bool direct_tls,
+                            kr_tls_ctx *ctx, const kr_conn_ops *ops, const char *kind)
+{
+    kr_worker_state *ws = kr_worker_state_get(w);
+    kr_conn *c = kr_conn_new(w, ops, kind);
+    if (ctx)
+        c->tls_ctx = ctx;
     int r = uv_accept(listener, (uv_stream_t *)&c->tcp);
     if (r != 0) {
         KR_LOG(KR_LOG_WARN, NULL, "accept failed: %s", uv_strerror(r));
@@ -414,8 +441,46 @@ kr_conn *kr_conn_accept(kr_worker *w, uv_stream_t *listener, bool direct_tls,
     kr_limits_bucket_init(&c->bucket, cfg->limits.burst_bytes, uv_now(&w->loop));
     kr_u64map_put(&ws->conns, c->id, c);
     if (direct_tls)
-        c->tls = kr_tls_new(ws->srv->tls);
+        c->tls = kr_tls_new(c->tls_ctx);
     kr_conn_reading_update(c);
+    return c;
+}
+
+static void kr_conn_connect_cb(uv_connect_t *req, int status)
+{
+    kr_conn *c = req->data;
+    if (c->closing) /* closed while connecting (UV_ECANCELED): on_close already ran */
+        return;
+    if (c->ops->on_connect)
+        c->ops->on_connect(c, status);
+    if (status < 0) {
+        if (!c->closing)
+            kr_conn_abort(c);
+        return;
+    }
+    if (!c->closing)
+        kr_conn_reading_update(c);
+}
+
+kr_conn *kr_conn_connect(kr_worker *w, const struct sockaddr *addr, const kr_conn_ops *ops,
+                         const char *kind, void *proto, char *err, size_t errlen)
+{
+    kr_worker_state *ws = kr_worker_state_get(w);
+    kr_conn *c = kr_conn_new(w, ops, kind);
+    c->proto = proto;
+    c->rate = ws->srv->cfg->limits.bytes_per_second;
+    kr_limits_bucket_init(&c->bucket, ws->srv->cfg->limits.burst_bytes, uv_now(&w->loop));
+    c->connect_req.data = c;
+    int r = uv_tcp_connect(&c->connect_req, &c->tcp, addr, kr_conn_connect_cb);
+    if (r != 0) {
+        snprintf(err, errlen, "%s", uv_strerror(r));
+        c->proto = NULL; /* the caller keeps its state: on_free must not see it */
+        c->closing = true;
+        kr_conn_destroy(c);
+        return NULL;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    kr_u64map_put(&ws->conns, c->id, c);
     return c;
 }
 

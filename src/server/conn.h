@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: AGPL-3.0-or-later
  *
  * One TCP connection on a worker: socket reads, optional TLS (STARTTLS or
- * direct), output batching and closing. Protocol code (c2s, later s2s) plugs
+ * direct; server side, or client side for outbound s2s), output batching and
+ * closing. Connections are accepted from a listener or, for s2s, opened with
+ * kr_conn_connect(). Protocol code (c2s, later s2s) plugs
  * in through kr_conn_ops and sees only plaintext. Output given to
  * kr_conn_send() is gathered and written once per loop iteration (one
  * SSL_write and one write(2) per connection per iteration). The connection
@@ -33,6 +35,9 @@ typedef struct kr_conn kr_conn;
 typedef struct kr_conn_ops {
     /* Plaintext application bytes arrived. */
     void (*on_data)(kr_conn *c, const char *data, size_t len);
+    /* Outbound only: the TCP connection was made (status 0) or failed (a libuv error; the
+     * connection closes right after, on_close follows). */
+    void (*on_connect)(kr_conn *c, int status);
     /* The TLS handshake completed. */
     void (*on_tls_ready)(kr_conn *c);
     /* The per-connection timer fired (not called once closing). */
@@ -56,6 +61,8 @@ struct kr_conn {
     kr_server *srv;
     uint64_t id;
     kr_tls *tls;             /* NULL until TLS starts */
+    kr_tls_ctx *tls_ctx;     /* context TLS starts with (server's by default) */
+    uv_connect_t connect_req; /* outbound connections */
     kr_buf out;              /* plaintext gathered during this loop iteration */
     size_t queued_bytes;     /* handed to uv_write, not yet written */
     unsigned open_handles;   /* tcp + timer + throttle; freed when all are closed */
@@ -82,6 +89,17 @@ struct kr_conn {
  * has limits.connections_per_ip connections: closed at once, counted). */
 kr_conn *kr_conn_accept(kr_worker *w, uv_stream_t *listener, bool direct_tls,
                         const kr_conn_ops *ops, const char *kind);
+/** kr_conn_accept with another server TLS context (s2s asks for peer certificates). */
+kr_conn *kr_conn_accept_ctx(kr_worker *w, uv_stream_t *listener, bool direct_tls,
+                            kr_tls_ctx *ctx, const kr_conn_ops *ops, const char *kind);
+/** Open an outbound connection to addr on worker w; ops->on_connect reports the outcome.
+ * Not counted in the per-IP limit; read at limits.bytes_per_second. NULL when the connect
+ * cannot even start (err gets why; nothing is called back). */
+kr_conn *kr_conn_connect(kr_worker *w, const struct sockaddr *addr, const kr_conn_ops *ops,
+                         const char *kind, void *proto, char *err, size_t errlen);
+/** Flush queued plaintext in the clear, then start TLS as the client with ctx (SNI =
+ * server_name); the ClientHello goes out with this iteration's flush. */
+void kr_conn_start_tls_client(kr_conn *c, kr_tls_ctx *ctx, const char *server_name);
 /** Find a live (not closing) connection of worker w. */
 kr_conn *kr_conn_find(kr_worker *w, uint64_t id);
 

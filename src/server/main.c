@@ -3,7 +3,8 @@
  * kurierd: start-up and shutdown. Loads the configuration (a bad file stops
  * start-up with FILE:LINE), creates the data directory, the TLS context and
  * the store, starts the storage thread, the modules and one worker per
- * configured thread, each listening on every c2s address with SO_REUSEPORT.
+ * configured thread, each listening on every c2s address (and, with
+ * s2s.enabled, every s2s address) with SO_REUSEPORT.
  * SIGTERM or SIGINT ends every stream with <system-shutdown/> and exits 0
  * once all memory is released. Exit codes: 0 clean, 1 usage, 2 configuration,
  * 3 start-up failure (TLS files, store, listeners).
@@ -25,6 +26,7 @@
 #include "server/c2s.h"
 #include "server/conn.h"
 #include "server/modules.h"
+#include "server/s2s.h"
 #include "server/server.h"
 #include "server/sessions.h"
 #include "server/storage_thread.h"
@@ -61,6 +63,7 @@ static void kr_worker_on_stop(kr_worker *w)
     kr_worker_state *ws = kr_worker_state_get(w);
     for (size_t i = 0; i < ws->listener_count; i++)
         uv_close((uv_handle_t *)&ws->listeners[i].tcp, NULL);
+    kr_s2s_shutdown_worker(w);
     kr_c2s_shutdown_worker(w);
     kr_conn_flush_dirty(w);
 }
@@ -68,17 +71,24 @@ static void kr_worker_on_stop(kr_worker *w)
 static int kr_main_listen(kr_server *srv, kr_worker *w)
 {
     kr_worker_state *ws = kr_worker_state_get(w);
-    const kr_listen_list *lists[2] = {&srv->cfg->c2s.starttls, &srv->cfg->c2s.direct_tls};
-    ws->listeners = kr_xcalloc(lists[0]->count + lists[1]->count + 1, sizeof(kr_listen_handle));
-    for (int k = 0; k < 2; k++) {
+    const kr_config *cfg = srv->cfg;
+    const kr_listen_list none = {NULL, 0};
+    const kr_listen_list *lists[4] = {&cfg->c2s.starttls, &cfg->c2s.direct_tls,
+                                      cfg->s2s.enabled ? &cfg->s2s.starttls : &none,
+                                      cfg->s2s.enabled ? &cfg->s2s.direct_tls : &none};
+    ws->listeners = kr_xcalloc(lists[0]->count + lists[1]->count + lists[2]->count +
+                                   lists[3]->count + 1,
+                               sizeof(kr_listen_handle));
+    for (int k = 0; k < 4; k++) {
         for (size_t i = 0; i < lists[k]->count; i++) {
             const kr_listen_addr *a = &lists[k]->items[i];
             kr_listen_handle *lh = &ws->listeners[ws->listener_count];
             char err[256];
             lh->worker = w;
-            lh->direct_tls = k == 1;
-            int r = kr_listener_open(&w->loop, &lh->tcp, a->host, a->port, kr_c2s_on_connection,
-                                     err, sizeof(err));
+            lh->direct_tls = k == 1 || k == 3;
+            int r = kr_listener_open(&w->loop, &lh->tcp, a->host, a->port,
+                                     k < 2 ? kr_c2s_on_connection : kr_s2s_on_connection, err,
+                                     sizeof(err));
             if (r != 0) {
                 KR_LOG(KR_LOG_ERROR, NULL, "%s", err);
                 if (uv_is_active((uv_handle_t *)&lh->tcp) || lh->tcp.loop)
@@ -88,8 +98,9 @@ static int kr_main_listen(kr_server *srv, kr_worker *w)
             lh->tcp.data = lh;
             ws->listener_count++;
             if (w->index == 0)
-                KR_LOG(KR_LOG_INFO, NULL, "listening for clients on %s port %u (%s)", a->host,
-                       a->port, k == 1 ? "direct TLS" : "STARTTLS");
+                KR_LOG(KR_LOG_INFO, NULL, "listening for %s on %s port %u (%s)",
+                       k < 2 ? "clients" : "servers", a->host, a->port,
+                       lh->direct_tls ? "direct TLS" : "STARTTLS");
         }
     }
     return 0;
@@ -105,6 +116,7 @@ static int kr_main_start_workers(kr_server *srv)
         kr_worker_state *ws = kr_xcalloc(1, sizeof(*ws));
         ws->srv = srv;
         kr_u64map_init(&ws->conns);
+        kr_strmap_init(&ws->s2s_out);
         ws->read_buf_size = KR_READ_BUF_SIZE;
         ws->read_buf = kr_xmalloc(ws->read_buf_size);
         w->data = ws;
@@ -125,6 +137,7 @@ static void kr_main_free_workers(kr_server *srv)
         if (!ws)
             continue;
         kr_u64map_clear(&ws->conns);
+        kr_strmap_clear(&ws->s2s_out);
         free(ws->listeners);
         free(ws->read_buf);
         free(ws->dirty_ids);
@@ -190,6 +203,8 @@ static int kr_main_run(kr_server *srv)
     RAND_bytes(srv->secret, sizeof(srv->secret));
     atomic_init(&srv->next_conn_id, 1);
     if (kr_modules_start(srv) != 0)
+        return KR_EXIT_START;
+    if (kr_s2s_start(srv) != 0)
         return KR_EXIT_START;
     if (kr_main_start_workers(srv) != 0) {
         kr_main_abort_workers(srv);
@@ -272,6 +287,7 @@ int main(int argc, char **argv)
     kr_storage_stop(srv.storage);
     kr_modules_stop(&srv);
     kr_main_free_workers(&srv);
+    kr_s2s_stop(&srv);
     kr_sessions_free(srv.sessions);
     kr_tls_ctx_free(srv.tls);
     kr_config_free(&cfg);

@@ -337,6 +337,10 @@ static void kr_probe_done(kr_worker *w, void *arg, uint64_t unused)
             kr_roster_send_presences(srv, w, j->owner, j->prober, &ref, false, NULL);
         }
         /* No available resource: no answer (§4.3.2 allows not replying). */
+    } else {
+        /* A contact on another server: the presence of each available resource goes back
+         * over s2s to the prober's bare JID (§4.3.2); none available: no answer. */
+        kr_roster_send_presences(srv, w, j->owner, j->prober_bare, NULL, false, NULL);
     }
     free(j->owner);
     free(j->prober);

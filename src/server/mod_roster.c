@@ -637,8 +637,16 @@ static void kr_sub_out_done(kr_server *srv, kr_worker *w, kr_sub_job *j)
                              "The roster has reached its maximum number of items");
         return;
     }
-    if (j->route)
-        kr_roster_route_elem(srv, w, j->elem, j->arena);
+    if (!j->route)
+        return;
+    kr_roster_route_elem(srv, w, j->elem, j->arena);
+    /* §3.1.5 / §3.2.2: after approving or cancelling the subscription of a contact on another
+     * server, our server sends the user's current (or unavailable) presence to it; for local
+     * contacts the inbound side does it (kr_sub_in_done). */
+    if (!kr_roster_is_local(srv, j->peer) && j->type == KR_TYPE_SUBSCRIBED)
+        kr_roster_send_presences(srv, w, j->owner, j->peer, NULL, false, NULL);
+    else if (!kr_roster_is_local(srv, j->peer) && j->type == KR_TYPE_UNSUBSCRIBED)
+        kr_roster_send_presences(srv, w, j->owner, j->peer, NULL, true, NULL);
 }
 
 static void kr_sub_in_done(kr_server *srv, kr_worker *w, kr_sub_job *j)

@@ -23,6 +23,7 @@
 #include "core/log.h"
 #include "server/modules.h"
 #include "server/router.h"
+#include "server/s2s.h"
 #include "server/storage_thread.h"
 #include "xml/serialize.h"
 
@@ -86,14 +87,15 @@ static void kr_vcard_put_attr(kr_buf *b, const char *name, const char *value)
 }
 
 /* The iq result for st with `payload` (serialized XML, may be empty) as its child, to the
- * requesting session. */
+ * requesting session, or over s2s to a requester on another server. */
 static void kr_vcard_reply(kr_server *srv, kr_worker *w, kr_stanza *st, const char *payload,
                            size_t len)
 {
     kr_session_ref ref;
-    if (!st->from.resource ||
-        !kr_sessions_find(srv->sessions, kr_jid_format_bare(st->arena, &st->from),
-                          st->from.resource, &ref))
+    bool remote = !kr_config_serves(srv->cfg, st->from.domain);
+    if (!remote && (!st->from.resource ||
+                    !kr_sessions_find(srv->sessions, kr_jid_format_bare(st->arena, &st->from),
+                                      st->from.resource, &ref)))
         return; /* the requester has gone */
     kr_buf b = KR_BUF_INIT;
     kr_buf_puts(&b, "<iq type='result'");
@@ -108,7 +110,10 @@ static void kr_vcard_reply(kr_server *srv, kr_worker *w, kr_stanza *st, const ch
         kr_buf_puts(&b, "</iq>");
     }
     kr_rbuf *rb = kr_rbuf_from_buf(&b);
-    kr_router_deliver(srv, w, &ref, rb);
+    if (remote)
+        kr_s2s_send_bytes(srv, w, st->to.domain, st->from.domain, rb);
+    else
+        kr_router_deliver(srv, w, &ref, rb);
     kr_rbuf_unref(rb);
 }
 

@@ -30,6 +30,7 @@
 #include "core/buf.h"
 #include "server/modules.h"
 #include "server/router.h"
+#include "server/s2s.h"
 #include "server/server.h"
 #include "server/session.h"
 #include "server/sessions.h"
@@ -151,6 +152,19 @@ static inline void kr_roster_push(kr_server *srv, kr_worker *w, const char *user
     kr_rbuf_unref(r);
 }
 
+/** The domain of a JID string ("local@domain/resource", "domain", ...), copied into out. */
+static inline void kr_roster_jid_domain(const char *jid, char *out, size_t outlen)
+{
+    const char *at = strchr(jid, '@');
+    const char *slash = strchr(jid, '/');
+    const char *d = at && (!slash || at < slash) ? at + 1 : jid;
+    size_t n = slash && slash > d ? (size_t)(slash - d) : strlen(d);
+    if (n >= outlen)
+        n = outlen - 1;
+    memcpy(out, d, n);
+    out[n] = '\0';
+}
+
 /** Decode a stanza the server built (its 'from' trusted) and route it; only KR_PHASE_IN
  * handlers run for it. Borrows e and a; routing may rewrite e (bounces). */
 static inline void kr_roster_route_elem(kr_server *srv, kr_worker *w, kr_xml_node *e,
@@ -236,15 +250,18 @@ static inline kr_rbuf *kr_presence_bytes_unavailable(const kr_rbuf *p, const cha
  * Send the presence of each available resource of local account `owner` to `to`: its last
  * broadcast presence (or, with unavailable, an unavailable presence from that resource),
  * addressed to `to`. Delivered to the one session `only` when given, else to the available
- * resources of the local bare JID `to`. A 'to' on another domain is left to s2s (not built
- * yet): nothing is sent. skip: a presence not to send (the caller's own), or NULL.
+ * resources of the local bare JID `to`; a 'to' on another domain goes over s2s.
+ * skip: a presence not to send (the caller's own), or NULL.
  */
 static inline void kr_roster_send_presences(kr_server *srv, kr_worker *w, const char *owner,
                                             const char *to, const kr_session_ref *only,
                                             bool unavailable, const kr_rbuf *skip)
 {
-    if (!only && !kr_roster_is_local(srv, to))
-        return;
+    char remote[1024] = "", local[1024];
+    if (!only && !kr_roster_is_local(srv, to)) {
+        kr_roster_jid_domain(to, remote, sizeof(remote));
+        kr_roster_jid_domain(owner, local, sizeof(local));
+    }
     if (!kr_modules_allow_delivery(srv, owner, to))
         return; /* XEP-0191: no presence across a block, either way */
     kr_rbuf *pres[KR_ROSTER_MAX_RESOURCES];
@@ -258,6 +275,8 @@ static inline void kr_roster_send_presences(kr_server *srv, kr_worker *w, const 
         if (b) {
             if (only)
                 kr_router_deliver(srv, w, only, b);
+            else if (remote[0])
+                kr_s2s_send_bytes(srv, w, local, remote, b);
             else
                 kr_roster_deliver_bare(srv, w, to, b, KR_ROSTER_TO_AVAILABLE);
             kr_rbuf_unref(b);

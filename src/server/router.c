@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "server/c2s.h"
 #include "server/modules.h"
+#include "server/s2s.h"
 #include "server/session.h"
 #include "xml/serialize.h"
 
@@ -197,8 +198,7 @@ static void kr_router_default(kr_server *srv, kr_worker *w, kr_stanza *st)
     }
     switch (st->addressing) {
     case KR_ADDR_REMOTE:
-        kr_router_bounce(srv, w, st, "remote-server-not-found",
-                         "Federation with other servers is not enabled");
+        kr_s2s_route(srv, w, st); /* bounces itself when federation is off */
         break;
     case KR_ADDR_HOST:
         if (st->kind == KR_STANZA_IQ && (st->type & (KR_TYPE_GET | KR_TYPE_SET)))
@@ -234,6 +234,10 @@ void kr_router_send(kr_server *srv, kr_worker *w, kr_xml_node *elem, kr_arena *a
     kr_stanza st;
     if (kr_stanza_decode(&st, elem, arena, kr_router_served, srv) != NULL || st.to_absent)
         return; /* our own stanza without a valid 'to': nothing to deliver to */
+    if (st.addressing == KR_ADDR_REMOTE) {
+        kr_s2s_route(srv, w, &st);
+        return;
+    }
     if (st.addressing == KR_ADDR_FULL) {
         kr_session_ref ref;
         if (kr_sessions_find(srv->sessions, kr_jid_format_bare(arena, &st.to), st.to.resource,

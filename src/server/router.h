@@ -3,8 +3,8 @@
  * The router: decides where a stanza goes and delivers it. Local accounts
  * follow RFC 6121 §8.5 (bare JID: by availability and priority; full JID:
  * that session, or the bare-JID rules when it is gone); stanzas for one of
- * our domains go to the modules; other domains would go to s2s (not built
- * yet: they bounce with remote-server-not-found). A stanza is serialized once
+ * our domains go to the modules; other domains go to s2s (s2s.h), which
+ * bounces them with remote-server-not-found when federation is off. A stanza is serialized once
  * into a refcounted buffer shared by every recipient; a recipient on another
  * worker gets it through that worker's queue.
  */

@@ -23,6 +23,7 @@ typedef struct kr_sessions kr_sessions;
 typedef struct kr_storage kr_storage;
 typedef struct kr_modules kr_modules;
 typedef struct kr_conn kr_conn;
+typedef struct kr_s2s kr_s2s;
 
 typedef struct kr_server {
     kr_config *cfg;
@@ -32,6 +33,7 @@ typedef struct kr_server {
     kr_sessions *sessions;
     kr_storage *storage;
     kr_modules *modules;
+    kr_s2s *s2s;              /* federation (s2s.c); NULL when s2s.enabled is false */
     unsigned char secret[32]; /* per-process secret: fake SCRAM salts for unknown users */
     atomic_uint_fast64_t next_conn_id;
 } kr_server;
@@ -55,6 +57,8 @@ typedef struct kr_worker_state {
     kr_buf cipher;           /* output being encrypted by the flush in progress */
     char *read_buf;          /* shared read buffer: reads are processed synchronously */
     size_t read_buf_size;
+    kr_strmap s2s_out;       /* "local remote" -> outbound s2s stream owned by this worker */
+    bool s2s_stopped;        /* shutdown began: no new outbound streams */
 } kr_worker_state;
 
 static inline kr_worker_state *kr_worker_state_get(kr_worker *w)

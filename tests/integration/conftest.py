@@ -149,9 +149,9 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-def _free_port() -> int:
+def _free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
         return s.getsockname()[1]
 
 
@@ -163,11 +163,11 @@ def _binary(env: str, default: str) -> Path:
     return path
 
 
-def _make_certificate(tmp: Path) -> None:
+def _make_certificate(tmp: Path, domain: str = "localhost") -> None:
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-         "-nodes", "-days", "30", "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=DNS:localhost",
+         "-nodes", "-days", "30", "-subj", "/CN=%s" % domain,
+         "-addext", "subjectAltName=DNS:%s" % domain,
          "-keyout", str(tmp / "key.pem"), "-out", str(tmp / "cert.pem")],
         check=True, capture_output=True, timeout=30)
 
@@ -176,28 +176,29 @@ DEFAULT_LIMITS = {"max_stanza_bytes": 262144, "max_depth": 64, "max_attributes":
                   "auth_timeout_s": 30, "idle_timeout_s": 600, "max_send_queue_bytes": 1048576}
 
 
-def _write_config(tmp: Path, port: int, direct_port: int, limits=None) -> Path:
+def _write_config(tmp: Path, port: int, direct_port: int, limits=None, domain="localhost",
+                  host="127.0.0.1") -> Path:
     cfg = tmp / "kurierd.yml"
     merged = dict(DEFAULT_LIMITS, **(limits or {}))
     cfg.write_text(
-        "domains: [localhost]\n"
+        "domains: [%(domain)s]\n"
         "workers: 2\n"
         "log_level: debug\n"
         "data_dir: %(tmp)s/data\n"
         "tls: {certificate: %(tmp)s/cert.pem, key: %(tmp)s/key.pem}\n"
-        "c2s: {starttls: [\"127.0.0.1:%(port)d\"], direct_tls: [\"127.0.0.1:%(direct)d\"]}\n"
+        "c2s: {starttls: [\"%(host)s:%(port)d\"], direct_tls: [\"%(host)s:%(direct)d\"]}\n"
         "sasl: {plain: true, scram_iterations: 4096, max_failures: 3}\n"
         "storage: {driver: sqlite, sqlite_path: kurier.db}\n"
         "limits: {%(limits)s}\n"
-        % {"tmp": tmp, "port": port, "direct": direct_port,
+        % {"tmp": tmp, "port": port, "direct": direct_port, "domain": domain, "host": host,
            "limits": ", ".join("%s: %d" % kv for kv in merged.items())})
     return cfg
 
 
-def _add_users(kurierctl: Path, cfg: Path, accounts=ACCOUNTS) -> None:
+def _add_users(kurierctl: Path, cfg: Path, accounts=ACCOUNTS, domain="localhost") -> None:
     def add(localpart: str):
         return localpart, subprocess.run(
-            [str(kurierctl), "-c", str(cfg), "adduser", "%s@localhost" % localpart],
+            [str(kurierctl), "-c", str(cfg), "adduser", "%s@%s" % (localpart, domain)],
             input=password_for(localpart) + "\n", text=True, capture_output=True, timeout=60)
 
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -275,26 +276,37 @@ def _launch(srv: Server) -> None:
         raise
 
 
-def start_server(tmp: Path, extra_config: str = "", accounts=None, limits=None) -> Server:
+def start_server(tmp: Path, extra_config: str = "", accounts=None, limits=None,
+                 domain: str = "localhost", host: str = "127.0.0.1",
+                 cert: Optional[tuple] = None) -> Server:
     """Start a kurierd of our own in tmp (a fresh directory): certificate, config (plus
     extra_config, YAML appended at top level; `limits` overrides entries of DEFAULT_LIMITS, as
     the base config already has a limits section), accounts (default: ACCOUNTS), sanitizer
     environment. Stop it with stop_server(). Tests that need special settings (small quotas,
-    registration on) or restarts use this instead of the shared `server` fixture."""
+    registration on) or restarts use this instead of the shared `server` fixture.
+    domain and host: the XMPP domain served and the loopback address its listeners use
+    (s2s tests run two servers). cert: (certificate PEM, key PEM, PEM the clients trust)
+    file paths to use instead of a fresh self-signed certificate for the domain."""
     kurierd = _binary("KURIERD", "build-test/kurierd")
     kurierctl = _binary("KURIERCTL", "build-test/kurierctl")
     (tmp / "data").mkdir()
-    _make_certificate(tmp)
-    port, direct = _free_port(), _free_port()
+    ca = tmp / "cert.pem"
+    if cert:
+        (tmp / "cert.pem").write_bytes(Path(cert[0]).read_bytes())
+        (tmp / "key.pem").write_bytes(Path(cert[1]).read_bytes())
+        ca = Path(cert[2])
+    else:
+        _make_certificate(tmp, domain)
+    port, direct = _free_port(host), _free_port(host)
     while direct == port:
-        direct = _free_port()
-    cfg = _write_config(tmp, port, direct, limits)
+        direct = _free_port(host)
+    cfg = _write_config(tmp, port, direct, limits, domain, host)
     if extra_config:
         with open(cfg, "a") as f:
             f.write(extra_config.rstrip("\n") + "\n")
-    _add_users(kurierctl, cfg, ACCOUNTS if accounts is None else accounts)
-    srv = Server(host="127.0.0.1", port=port, direct_port=direct, domain="localhost",
-                 ca=str(tmp / "cert.pem"), external=False, log_path=tmp / "kurierd.log",
+    _add_users(kurierctl, cfg, ACCOUNTS if accounts is None else accounts, domain)
+    srv = Server(host=host, port=port, direct_port=direct, domain=domain,
+                 ca=str(ca), external=False, log_path=tmp / "kurierd.log",
                  config_path=cfg, kurierd=kurierd, kurierctl=kurierctl, workdir=tmp)
     _launch(srv)
     return srv

@@ -272,6 +272,14 @@ typedef struct leaf {
     size_t line; /* 0-based */
 } leaf;
 
+static bool is_key(const char *path)
+{
+    for (size_t i = 0; kr_config_key_name(i); i++)
+        if (!strcmp(kr_config_key_name(i), path))
+            return true;
+    return false;
+}
+
 static void collect_leaves(yaml_document_t *doc, yaml_node_t *map, const char *prefix,
                            leaf *out, size_t *n, size_t max)
 {
@@ -281,7 +289,7 @@ static void collect_leaves(yaml_document_t *doc, yaml_node_t *map, const char *p
         yaml_node_t *v = yaml_document_get_node(doc, p->value);
         char path[128];
         snprintf(path, sizeof(path), "%s%s", prefix, (const char *)k->data.scalar.value);
-        if (v->type == YAML_MAPPING_NODE) {
+        if (v->type == YAML_MAPPING_NODE && !is_key(path)) { /* a section, not a map key */
             char sub[130];
             snprintf(sub, sizeof(sub), "%s.", path);
             collect_leaves(doc, v, sub, out, n, max);
@@ -914,6 +922,111 @@ static void serves_only_listed_domains(void **state)
     kr_config_free(&c);
 }
 
+/* ---- s2s (federation) ---- */
+
+static void s2s_defaults_match_the_spec(void **state)
+{
+    kr_config c;
+    expect_ok("", &c);
+    assert_false(c.s2s.enabled);
+    assert_int_equal(c.s2s.starttls.count, 1);
+    assert_string_equal(c.s2s.starttls.items[0].host, "127.0.0.1");
+    assert_int_equal(c.s2s.starttls.items[0].port, 5269);
+    assert_int_equal(c.s2s.direct_tls.count, 1);
+    assert_int_equal(c.s2s.direct_tls.items[0].port, 5270);
+    assert_int_equal(c.s2s.hosts.count, 0);
+    assert_true(c.s2s.require_valid_certificates);
+    assert_string_equal(c.s2s.ca_file, "");
+    assert_string_equal(c.s2s.dialback_secret, "");
+    assert_int_equal(c.s2s.connect_timeout_s, 10);
+    assert_int_equal(c.s2s.idle_timeout_s, 600);
+    assert_int_equal(c.s2s.queue_max_stanzas, 1000);
+    assert_string_equal(c.s2s.dnssec_trust_anchor, "");
+    kr_config_free(&c);
+}
+
+static void s2s_keys_are_applied(void **state)
+{
+    kr_config c;
+    expect_ok("s2s:\n"
+              "  enabled: true\n"
+              "  starttls: [\"127.0.0.2:15269\"]\n"
+              "  direct_tls: []\n"
+              "  hosts:\n"
+              "    Prosody.Test: \"127.0.0.2:5269\"\n"
+              "    ejabberd.test: \"[::1]:5299\"\n"
+              "  require_valid_certificates: false\n"
+              "  ca_file: /etc/ssl/test-ca.pem\n"
+              "  dialback_secret: s3cret\n"
+              "  connect_timeout_s: 3\n"
+              "  idle_timeout_s: 20\n"
+              "  queue_max_stanzas: 5\n"
+              "  dnssec_trust_anchor: /usr/share/dns/root.key\n",
+              &c);
+    assert_true(c.s2s.enabled);
+    assert_int_equal(c.s2s.starttls.items[0].port, 15269);
+    assert_int_equal(c.s2s.direct_tls.count, 0);
+    assert_int_equal(c.s2s.hosts.count, 2);
+    assert_string_equal(c.s2s.hosts.items[0].domain, "prosody.test");
+    assert_string_equal(c.s2s.hosts.items[0].addr.host, "127.0.0.2");
+    assert_int_equal(c.s2s.hosts.items[0].addr.port, 5269);
+    assert_string_equal(c.s2s.hosts.items[1].addr.host, "::1");
+    const kr_listen_addr *a = kr_config_host_get(&c, "ejabberd.test");
+    assert_non_null(a);
+    assert_int_equal(a->port, 5299);
+    assert_null(kr_config_host_get(&c, "other.test"));
+    assert_false(c.s2s.require_valid_certificates);
+    assert_string_equal(c.s2s.ca_file, "/etc/ssl/test-ca.pem");
+    assert_string_equal(c.s2s.dialback_secret, "s3cret");
+    assert_int_equal(c.s2s.connect_timeout_s, 3);
+    assert_int_equal(c.s2s.idle_timeout_s, 20);
+    assert_int_equal(c.s2s.queue_max_stanzas, 5);
+    assert_string_equal(c.s2s.dnssec_trust_anchor, "/usr/share/dns/root.key");
+    kr_config_free(&c);
+}
+
+static void s2s_empty_hosts_and_optional_strings_are_accepted(void **state)
+{
+    kr_config c;
+    expect_ok("s2s:\n  hosts: {}\n  ca_file:\n  dialback_secret: \"\"\n", &c);
+    assert_int_equal(c.s2s.hosts.count, 0);
+    assert_string_equal(c.s2s.ca_file, "");
+    kr_config_free(&c);
+    expect_ok("s2s:\n  hosts:\n", &c);
+    assert_int_equal(c.s2s.hosts.count, 0);
+    kr_config_free(&c);
+}
+
+static void s2s_hosts_bad_address_names_file_and_line(void **state)
+{
+    expect_error("s2s:\n  hosts:\n    a.test: \"127.0.0.1:5269\"\n    b.test: \"localhost:5269\"\n",
+                 "t.yml:4: \"s2s.hosts\" entry \"b.test\": \"localhost:5269\" is not an address; "
+                 "write \"IPv4:port\" or \"[IPv6]:port\" with a port from 1 to 65535.");
+    expect_error("s2s:\n  hosts:\n    a.test: \"127.0.0.1\"\n",
+                 "t.yml:3: \"s2s.hosts\" entry \"a.test\": \"127.0.0.1\" is not an address; "
+                 "write \"IPv4:port\" or \"[IPv6]:port\" with a port from 1 to 65535.");
+    expect_error("s2s:\n  hosts:\n    a.test: \"127.0.0.1:70000\"\n",
+                 "t.yml:3: \"s2s.hosts\" entry \"a.test\": \"127.0.0.1:70000\" is not an "
+                 "address; write \"IPv4:port\" or \"[IPv6]:port\" with a port from 1 to 65535.");
+    expect_error("s2s:\n  hosts:\n    a.test: [\"127.0.0.1:1\"]\n",
+                 "t.yml:3: \"s2s.hosts\" entry \"a.test\": a list is not an address; "
+                 "write \"IPv4:port\" or \"[IPv6]:port\" with a port from 1 to 65535.");
+}
+
+static void s2s_hosts_bad_domain_and_duplicates_are_rejected(void **state)
+{
+    expect_error("s2s:\n  hosts:\n    \"bad_domain\": \"127.0.0.1:1\"\n",
+                 "t.yml:3: \"s2s.hosts\" entry \"bad_domain\" is not a valid domain name: use "
+                 "only letters a-z, digits, '-' and '.'.");
+    expect_error("s2s:\n  hosts:\n    a.test: \"127.0.0.1:1\"\n    A.TEST: \"127.0.0.1:2\"\n",
+                 "t.yml:4: \"s2s.hosts\" lists \"A.TEST\" twice.");
+    expect_error("s2s:\n  hosts: [\"a.test\"]\n",
+                 "t.yml:2: \"s2s.hosts\" must be a mapping of domain names to \"IP:port\" "
+                 "addresses, not a list.");
+    expect_error("s2s:\n  connect_timeout_s: 0\n",
+                 "t.yml:2: \"s2s.connect_timeout_s\" must be between 1 and 3600, not \"0\".");
+}
+
 static void free_of_zeroed_config_is_harmless(void **state)
 {
     kr_config c;
@@ -988,6 +1101,11 @@ int main(void)
         cmocka_unit_test(data_path_joins_relative_paths),
         cmocka_unit_test(data_path_keeps_absolute_paths),
         cmocka_unit_test(serves_only_listed_domains),
+        cmocka_unit_test(s2s_defaults_match_the_spec),
+        cmocka_unit_test(s2s_keys_are_applied),
+        cmocka_unit_test(s2s_empty_hosts_and_optional_strings_are_accepted),
+        cmocka_unit_test(s2s_hosts_bad_address_names_file_and_line),
+        cmocka_unit_test(s2s_hosts_bad_domain_and_duplicates_are_rejected),
         cmocka_unit_test(free_of_zeroed_config_is_harmless),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,259 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later
+ *
+ * Federation: start-up, the way into the outbound queues, bounces and the
+ * address look-up seam (see s2s.h). A stanza for another domain is
+ * serialized once (as a jabber:client stanza without an xmlns, which reads
+ * as jabber:server on an s2s stream, RFC 6120 §4.8.3) and handed to the
+ * worker that owns the (local, remote) pair, chosen by hashing the pair so
+ * no lock or shared table is needed. Bounces re-parse the serialized bytes:
+ * they are rare, and the queues then hold only one copy of each stanza.
+ */
+#include "server/s2s.h"
+
+#include <arpa/inet.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "net/certid.h"
+#include "server/router.h"
+#include "server/s2s_internal.h"
+#include "xml/parser.h"
+#include "xml/serialize.h"
+
+int kr_s2s_start(kr_server *srv)
+{
+    const kr_config *cfg = srv->cfg;
+    if (!cfg->s2s.enabled)
+        return 0;
+    char err[512];
+    char *cert = kr_config_data_path(cfg, cfg->tls.certificate);
+    char *key = kr_config_data_path(cfg, cfg->tls.key);
+    char *ca = cfg->s2s.ca_file[0] ? kr_config_data_path(cfg, cfg->s2s.ca_file) : NULL;
+    kr_s2s *s = kr_xcalloc(1, sizeof(*s));
+    srv->s2s = s;
+    int rc = 0;
+    s->client = kr_tls_ctx_new_client(cert, key, ca, err, sizeof(err));
+    if (!s->client) {
+        KR_LOG(KR_LOG_ERROR, NULL, "s2s: %s", err);
+        rc = -1;
+    }
+    s->server = rc ? NULL : kr_tls_ctx_new_server(cert, key, err, sizeof(err));
+    if (!rc && (!s->server || kr_tls_ctx_verify_peers(s->server, ca, err, sizeof(err)) != 0)) {
+        KR_LOG(KR_LOG_ERROR, NULL, "s2s: %s", err);
+        rc = -1;
+    }
+    free(cert);
+    free(key);
+    free(ca);
+    if (cfg->s2s.dialback_secret[0]) {
+        kr_dialback_secret_prepare(cfg->s2s.dialback_secret, strlen(cfg->s2s.dialback_secret),
+                                   s->secret);
+    } else {
+        unsigned char rnd[32];
+        RAND_bytes(rnd, sizeof(rnd));
+        kr_dialback_secret_prepare(rnd, sizeof(rnd), s->secret);
+    }
+    return rc;
+}
+
+void kr_s2s_stop(kr_server *srv)
+{
+    kr_s2s *s = srv->s2s;
+    if (!s)
+        return;
+    kr_tls_ctx_free(s->client);
+    kr_tls_ctx_free(s->server);
+    memset(s, 0, sizeof(*s));
+    free(s);
+    srv->s2s = NULL;
+}
+
+void kr_s2s_on_connection(uv_stream_t *listener, int status)
+{
+    kr_listen_handle *lh = listener->data;
+    if (status < 0) {
+        KR_LOG(KR_LOG_WARN, NULL, "s2s listener error: %s", uv_strerror(status));
+        return;
+    }
+    kr__s2s_in_accept(lh->worker, listener, lh->direct_tls);
+}
+
+void kr_s2s_shutdown_worker(kr_worker *w)
+{
+    kr_worker_state *ws = kr_worker_state_get(w);
+    ws->s2s_stopped = true;
+    if (!ws->srv->s2s)
+        return;
+    kr__s2s_out_shutdown(w);
+    kr__s2s_in_shutdown(w);
+}
+
+/* ---- shared helpers ---------------------------------------------------------------------- */
+
+void kr__s2s_verify_free(kr__s2s_verify *v)
+{
+    if (!v)
+        return;
+    free(v->local);
+    free(v->remote);
+    free(v->id);
+    free(v->key);
+    free(v);
+}
+
+unsigned kr__s2s_owner(const kr_server *srv, const char *local, const char *remote)
+{
+    uint32_t h = 2166136261u; /* FNV-1a over "local remote" */
+    for (const char *p = local; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    h = (h ^ ' ') * 16777619u;
+    for (const char *p = remote; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    return h % srv->worker_count;
+}
+
+void kr__s2s_stream_id(char out[33])
+{
+    unsigned char rnd[16];
+    RAND_bytes(rnd, sizeof(rnd));
+    for (size_t i = 0; i < sizeof(rnd); i++)
+        snprintf(out + 2 * i, 3, "%02x", rnd[i]);
+}
+
+void kr__s2s_header(kr_buf *b, const char *from, const char *to, const char *id)
+{
+    kr_buf_puts(b, "<?xml version='1.0'?><stream:stream xmlns='" KR_NS_SERVER
+                   "' xmlns:stream='" KR_NS_STREAM "' xmlns:db='" KR_NS_DIALBACK "'");
+    if (id)
+        kr_buf_printf(b, " id='%s'", id);
+    kr_buf_puts(b, " from='");
+    kr_xml_escape_attr(b, from, strlen(from));
+    if (to) {
+        kr_buf_puts(b, "' to='");
+        kr_xml_escape_attr(b, to, strlen(to));
+    }
+    kr_buf_puts(b, "' version='1.0'>");
+}
+
+void kr__s2s_to_client_ns(kr_xml_node *e)
+{
+    if (e->type != KR_XML_ELEMENT)
+        return;
+    if (strcmp(e->ns, KR_NS_SERVER) == 0)
+        e->ns = KR_NS_CLIENT;
+    for (kr_xml_node *c = e->children; c; c = c->next)
+        kr__s2s_to_client_ns(c);
+}
+
+bool kr__s2s_cert_ok(kr_conn *c, const char *domain, char *why, size_t whylen)
+{
+    if (!c->tls || !domain)
+        return false;
+    if (!kr_tls_peer_verified(c->tls, why, whylen))
+        return false;
+    kr_certid_match m = kr_certid_check(kr_tls_peer_cert(c->tls), domain);
+    if (m == KR_CERTID_NONE) {
+        snprintf(why, whylen, "the certificate does not name %s", domain);
+        return false;
+    }
+    KR_LOG(KR_LOG_DEBUG, c->log_ctx, "certificate verifies for %s (%s)", domain,
+           kr_certid_match_name(m));
+    return true;
+}
+
+int kr__s2s_resolve(kr_server *srv, const char *domain, struct sockaddr_storage *out, char *why,
+                    size_t whylen)
+{
+    const kr_listen_addr *a = kr_config_host_get(srv->cfg, domain);
+    memset(out, 0, sizeof(*out));
+    if (!a) {
+        snprintf(why, whylen, "%s is not in s2s.hosts and DNS resolution is not wired in yet",
+                 domain);
+        return KR_ENOENT;
+    }
+    if (strchr(a->host, ':'))
+        uv_ip6_addr(a->host, a->port, (struct sockaddr_in6 *)out);
+    else
+        uv_ip4_addr(a->host, a->port, (struct sockaddr_in *)out);
+    return 0;
+}
+
+/* ---- bounces ----------------------------------------------------------------------------- */
+
+typedef struct kr_s2s_bounce_ctx {
+    kr_server *srv;
+    kr_worker *w;
+    const char *condition;
+    const char *text;
+} kr_s2s_bounce_ctx;
+
+static bool kr_s2s_served(void *ud, const char *domain)
+{
+    return kr_config_serves(((kr_server *)ud)->cfg, domain);
+}
+
+static void kr_s2s_bounce_stanza(void *ud, kr_xml_node *e, kr_arena *a)
+{
+    kr_s2s_bounce_ctx *b = ud;
+    kr_stanza st;
+    if (kr_stanza_decode(&st, e, a, kr_s2s_served, b->srv) == NULL && st.from.domain &&
+        kr_s2s_served(b->srv, st.from.domain))
+        kr_router_bounce(b->srv, b->w, &st, b->condition, b->text);
+    kr_arena_free(a);
+}
+
+void kr__s2s_bounce(kr_server *srv, kr_worker *w, const kr_rbuf *buf, const char *condition,
+                    const char *text)
+{
+    static const char head[] =
+        "<stream:stream xmlns='" KR_NS_CLIENT "' xmlns:stream='" KR_NS_STREAM "'>";
+    kr_s2s_bounce_ctx ctx = {srv, w, condition, text};
+    kr_xml_limits limits = {buf->len + 64, 1024, 1024}; /* our own output: already bounded */
+    kr_xml_parser_cbs cbs = {NULL, kr_s2s_bounce_stanza, NULL};
+    kr_xml_parser *p = kr_xml_parser_new(&limits, &cbs, &ctx);
+    if (kr_xml_parser_feed(p, head, sizeof(head) - 1) == 0)
+        kr_xml_parser_feed(p, buf->data, buf->len);
+    kr_xml_parser_free(p);
+}
+
+/* ---- routing into the outbound queues ----------------------------------------------------- */
+
+void kr_s2s_send_bytes(kr_server *srv, kr_worker *w, const char *local, const char *remote,
+                       kr_rbuf *buf)
+{
+    if (!srv->s2s) {
+        kr__s2s_bounce(srv, w, buf, "remote-server-not-found",
+                       "Federation with other servers is not enabled");
+        return;
+    }
+    kr__s2s_msg *m = kr_xmalloc(sizeof(*m));
+    m->local = kr_xstrdup(local);
+    m->remote = kr_xstrdup(remote);
+    m->buf = kr_rbuf_ref(buf);
+    unsigned owner = kr__s2s_owner(srv, local, remote);
+    if (w && w->index == owner)
+        kr__s2s_out_submit(w, m, 0);
+    else
+        kr_worker_post(&srv->workers[owner], kr__s2s_out_submit, m, 0);
+}
+
+void kr_s2s_route(kr_server *srv, kr_worker *w, kr_stanza *st)
+{
+    if (!srv->s2s) {
+        kr_router_bounce(srv, w, st, "remote-server-not-found",
+                         "Federation with other servers is not enabled");
+        return;
+    }
+    if (!st->from.domain || !kr_s2s_served(srv, st->from.domain) || !st->to.domain)
+        return; /* only our own users' and domains' stanzas leave over s2s */
+    kr_buf b = KR_BUF_INIT;
+    kr_xml_serialize(&b, st->elem, KR_NS_CLIENT);
+    kr_rbuf *buf = kr_rbuf_from_buf(&b);
+    kr_s2s_send_bytes(srv, w, st->from.domain, st->to.domain, buf);
+    kr_rbuf_unref(buf);
+}

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,10 +39,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 
 import peers  # noqa: E402
 import pki  # noqa: E402
-from kurier_server import (_add_users, _launch, _stop, _wait_listening,  # noqa: E402,F401
+from kurier_server import (_add_users, _launch, _stop,  # noqa: E402
                            prepare_server)
 
 MODES = ["ca", "dialback"]
+KURIER_CONNECT_TIMEOUT_S = peers.KURIER_CONNECT_TIMEOUT_S
+# kurier.test's users, one fresh per test and peer (password: peers.password_for)
+KURIER_USERS = ["user%d" % i for i in range(24)]
 DOMAINS = ["prosody.test", "ejabberd.test", "kurier.test"]
 
 
@@ -127,6 +131,8 @@ class KurierPeer:
         return getattr(self.srv, name)
 
     def take_user(self) -> str:
+        if not self.users:
+            raise peers.PeerError("kurier.test: out of test users (KURIER_USERS)")
         return self.users.pop(0)
 
     def log_text(self) -> str:
@@ -143,11 +149,15 @@ def kurier_s2s_config(net: peers.Net, mode: str, ca_file: Optional[Path]) -> str
             "  hosts:\n"
             "    prosody.test: \"%(p)s:5269\"\n"
             "    ejabberd.test: \"%(e)s:5269\"\n"
+            "    notls.test: \"%(n)s:5269\"\n"
+            "    unreachable.test: \"%(u)s:5269\"\n"
             "  require_valid_certificates: %(req)s\n"
             "  ca_file: \"%(ca)s\"\n"
-            "  connect_timeout_s: 10\n"
-            % {"k": net.kurier, "p": net.prosody, "e": net.ejabberd,
-               "req": "true" if mode == "ca" else "false", "ca": ca_file or ""})
+            "  connect_timeout_s: %(timeout)d\n"
+            % {"k": net.kurier, "p": net.prosody, "e": net.ejabberd, "n": net.notls,
+               "u": net.unreachable,
+               "req": "true" if mode == "ca" else "false", "ca": ca_file or "",
+               "timeout": KURIER_CONNECT_TIMEOUT_S})
 
 
 @pytest.fixture(scope="session")
@@ -166,14 +176,14 @@ def kurier(world, tmp_path_factory):
     if res.returncode != 0:
         pytest.fail("kurierctl -c %s list failed (%d): %s%s" % (
             srv.config_path, res.returncode, res.stdout, res.stderr), pytrace=False)
-    _add_users(srv.kurierctl, srv.config_path, peers.PEER_USERS, "kurier.test")
+    _add_users(srv.kurierctl, srv.config_path, KURIER_USERS, "kurier.test")
     _launch(srv)
     try:
         peers._wait_tcp(world.env.net.kurier, peers.S2S_PORT, lambda: srv.proc.poll() is None,
-                        __import__("time").monotonic() + 20, "kurierd s2s listener",
+                        time.monotonic() + 20, "kurierd s2s listener",
                         srv.log_tail)
     except peers.PeerError as e:
         _stop(srv)
         pytest.fail(str(e), pytrace=False)
-    yield KurierPeer(srv, peers.PEER_USERS)
+    yield KurierPeer(srv, KURIER_USERS)
     _stop(srv)

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 S2S_PORT = 5269
+KURIER_CONNECT_TIMEOUT_S = 10   # s2s.connect_timeout_s of the kurierd under test
 START_TIMEOUT_S = 60.0
 
 # Users every peer has (password: password_for(localpart)), enough for each test to use
@@ -54,7 +55,7 @@ class PeerError(Exception):
 @dataclass
 class Net:
     """The loopback addresses of one test run: 127.A.B.1 (the dead DNS server), .2 Prosody,
-    .3 ejabberd, .4 Kurier, .5 a second Kurier. A and B are random and checked free, so
+    .3 ejabberd, .4 Kurier, .5 a second Kurier, .6 a server without TLS, .9 nothing. A and B are random and checked free, so
     concurrent runs do not clash."""
     prefix: str
 
@@ -78,6 +79,16 @@ class Net:
     def kurier2(self) -> str:
         return self.prefix + ".5"
 
+    @property
+    def notls(self) -> str:
+        """A fake s2s server that offers no TLS (test_kurier_s2s_refusals.py)."""
+        return self.prefix + ".6"
+
+    @property
+    def unreachable(self) -> str:
+        """Where nothing ever listens: connections are refused."""
+        return self.prefix + ".9"
+
     def hosts(self) -> Dict[str, str]:
         return {"prosody.test": self.prosody, "ejabberd.test": self.ejabberd,
                 "kurier.test": self.kurier, "other.test": self.kurier2}
@@ -97,7 +108,8 @@ def pick_net() -> Net:
     rng = random.SystemRandom()
     for _ in range(200):
         net = Net("127.%d.%d" % (rng.randint(16, 250), rng.randint(1, 250)))
-        if all(_port_free(a, p) for a in (net.prosody, net.ejabberd, net.kurier, net.kurier2)
+        if all(_port_free(a, p) for a in (net.prosody, net.ejabberd, net.kurier, net.kurier2, net.notls,
+                         net.unreachable)
                for p in (S2S_PORT, S2S_PORT + 1)):
             return net
     wild = [p for p in (S2S_PORT, S2S_PORT + 1) if not _port_free("0.0.0.0", p)]

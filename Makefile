@@ -2,13 +2,13 @@
 #   make run    install missing Debian packages, build, create a dev certificate and
 #               store on first start, run kurierd with examples/kurierd.yml
 #   make test   build with ASan+UBSan and run the unit and integration tests
-# Other targets: build, build-test, unit, integration, clean.
+# Other targets: build, build-test, unit, integration, interop, clean.
 
 CONFIG ?= examples/kurierd.yml
 BUILD := build
 BUILD_TEST := build-test
 
-.PHONY: all run test build build-test unit integration deps deps-test clean bench fuzz
+.PHONY: all run test build build-test unit integration interop deps deps-test clean bench fuzz
 
 all: build
 
@@ -39,6 +39,10 @@ unit: build-test
 
 integration: build-test
 	@scripts/run-tests.sh integration
+
+# Federation with real Prosody and ejabberd peers (root; tests/interop/README.md)
+interop: build-test
+	@scripts/run-tests.sh interop
 
 test: build-test
 	@scripts/run-tests.sh all

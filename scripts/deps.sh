@@ -5,8 +5,13 @@
 set -eu
 BUILD_PKGS="gcc pkg-config meson ninja-build openssl libuv1-dev libssl-dev libexpat1-dev
  libyaml-dev libsqlite3-dev libidn2-dev libicu-dev"
+# prosody, lua-unbound (Prosody's resolver that reads a hosts file) and ejabberd: the real
+# peers of the interop tests (tests/interop); util-linux: unshare and mount for them.
 TEST_PKGS="libcmocka-dev python3 python3-pytest python3-slixmpp python3-openssl python3-cryptography
- go-sendxmpp profanity tmux sslscan testssl.sh"
+ go-sendxmpp profanity tmux sslscan testssl.sh prosody lua-unbound ejabberd util-linux"
+# Packages whose install would start a system service on 0.0.0.0:5222/5269 (clashing with the
+# interop tests' own peers): installed with services kept from starting (policy-rc.d).
+SERVICE_PKGS="prosody ejabberd"
 FUZZ_PKGS="clang libclang-rt-14-dev"
 pkgs=$BUILD_PKGS
 [ "${1:-build}" = test ] && pkgs="$BUILD_PKGS $TEST_PKGS"
@@ -28,6 +33,26 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "Installing:$missing"
 export DEBIAN_FRONTEND=noninteractive
+made_policy=0
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+    # exit 101 = "action forbidden": invoke-rc.d starts no service during this install
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    made_policy=1
+fi
+rc=0
 apt-get update -qq >/dev/null
 # shellcheck disable=SC2086
-apt-get install -y -qq --no-install-recommends $missing >/dev/null
+apt-get install -y -qq --no-install-recommends $missing >/dev/null || rc=$?
+[ $made_policy = 1 ] && rm -f /usr/sbin/policy-rc.d
+# Where a service got started anyway (an init that ignores policy-rc.d), stop and disable it.
+for s in $SERVICE_PKGS; do
+    case " $missing " in *" $s "*) ;; *) continue ;; esac
+    if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+        systemctl disable --now "$s" >/dev/null 2>&1 || true
+    elif [ -x "/etc/init.d/$s" ]; then
+        "/etc/init.d/$s" stop >/dev/null 2>&1 || true
+        update-rc.d "$s" disable >/dev/null 2>&1 || true
+    fi
+done
+exit $rc

@@ -3,7 +3,8 @@
 # summary line "N passed, N failed" counting individual test cases:
 #   unit         every cmocka binary build-test/test_* (a sanitizer report aborts it: failure)
 #   integration  pytest + slixmpp against a real kurierd (tests/integration)
-#   all          both
+#   interop      federation with real Prosody and ejabberd peers (tests/interop; root)
+#   all          all three
 # Exit status is non-zero when anything failed.
 set -u
 cd "$(dirname "$0")/.."
@@ -35,10 +36,10 @@ run_unit() {
     done
 }
 
-run_integration() {
+run_pytest() { # directory
     local log rc summary p f e
     log=$(mktemp)
-    /usr/bin/python3 -m pytest tests/integration -p no:cacheprovider -q -rfE 2>&1 | tee "$log"
+    /usr/bin/python3 -m pytest "$1" -p no:cacheprovider -q -rfEs 2>&1 | tee "$log"
     rc=${PIPESTATUS[0]}
     summary=$(grep -E '(passed|failed|error)' "$log" | tail -n1)
     p=$(printf '%s' "$summary" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+' || true)
@@ -56,9 +57,10 @@ run_integration() {
 
 case $what in
 unit) run_unit ;;
-integration) run_integration ;;
-all) run_unit; run_integration ;;
-*) echo "usage: $0 unit|integration|all" >&2; exit 2 ;;
+integration) run_pytest tests/integration ;;
+interop) run_pytest tests/interop ;;
+all) run_unit; run_pytest tests/integration; run_pytest tests/interop ;;
+*) echo "usage: $0 unit|integration|interop|all" >&2; exit 2 ;;
 esac
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -134,7 +134,7 @@ def start_pair(tmp: Path, with_ca: bool, extra_hosts=None, idle_timeout: int = 6
         cfg = cfg % ("%s:%d" % (host, ports[domain]))
         cfg += "  idle_timeout_s: %d\n" % idle_timeout
         servers[domain] = start_server(d, cfg, accounts=ACCOUNTS, domain=domain, host=host,
-                                       cert=make_leaf(tmp, domain, ca))
+                                       tls=make_leaf(tmp, domain, ca))
         servers[domain].s2s_port = ports[domain]
     return servers[KURIER[0]], servers[OTHER[0]]
 

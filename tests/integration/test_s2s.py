@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from conftest import _free_port, start_server, stop_server
+from kurier_server import _free_port, start_server, stop_server
 from im_helpers import is_presence, login, wait_presence, wait_push
 from xmpp_raw import NS_CLIENT, q, stanza_error_condition
 from xmpp_slix import Client, run

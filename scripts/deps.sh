@@ -4,7 +4,7 @@
 # Otherwise: prints the one apt-get line to run and fails.
 set -eu
 BUILD_PKGS="gcc pkg-config meson ninja-build openssl libuv1-dev libssl-dev libexpat1-dev
- libyaml-dev libsqlite3-dev libidn2-dev libicu-dev"
+ libyaml-dev libsqlite3-dev libidn2-dev libicu-dev libunbound-dev"
 TEST_PKGS="libcmocka-dev python3 python3-pytest python3-slixmpp python3-openssl python3-cryptography
  go-sendxmpp profanity tmux sslscan testssl.sh"
 pkgs=$BUILD_PKGS

@@ -63,7 +63,7 @@ typedef struct srv_rec {
 typedef struct tstate {
     struct sockaddr_storage v6[KR_RESOLVER_MAX_ADDRS], v4[KR_RESOLVER_MAX_ADDRS];
     size_t n6, n4;
-    bool sec6, sec4, bogus, tlsa_sec;
+    bool sec6, sec4, bogus, tlsa_sec, tlsa_failed;
     kr_tlsa tlsa[KR_RESOLVER_MAX_TLSA];
     size_t ntlsa;
 } tstate;
@@ -302,7 +302,10 @@ static int resolver_start(kr_resolver *r)
     int rc = 0;
     switch (r->upstream) {
     case KR_RESOLVER_UPSTREAM_SYSTEM:
-        if (ub_ctx_resolvconf(r->ctx, NULL) != 0)
+        /* The system's resolver is often on loopback (127.0.0.53, a local unbound), which
+         * libunbound refuses to query by default. */
+        rc = ub_ctx_set_option(r->ctx, "do-not-query-localhost:", "no");
+        if (rc == 0 && ub_ctx_resolvconf(r->ctx, NULL) != 0)
             KR_LOG(KR_LOG_WARN, "resolver",
                    "cannot read /etc/resolv.conf: resolving from the root servers");
         (void)ub_ctx_hosts(r->ctx, NULL);
@@ -610,6 +613,13 @@ static void complete(req *q)
         tstate *ts = &q->ts[i];
         if (ts->bogus || ts->n6 + ts->n4 == 0)
             continue;
+        bool secure = q->r->validating && q->srv_secure && ts->sec6 && ts->sec4;
+        if (secure && ts->tlsa_failed) {
+            /* RFC 7672 and RFC 7673 (DANE for SRV): a secure server whose TLSA
+             * lookup failed is unusable, else a blocked TLSA query would disable DANE. */
+            q->any_servfail = true;
+            continue;
+        }
         kr_s2s_target *o = &q->out[q->nout++];
         *o = q->t[i];
         size_t n = ts->n6 + ts->n4;
@@ -620,7 +630,7 @@ static void complete(req *q)
             o->addrs[o->addr_count++] = ts->v6[k];
         for (size_t k = 0; k < ts->n4 && o->addr_count < n; k++)
             o->addrs[o->addr_count++] = ts->v4[k];
-        o->secure = q->r->validating && q->srv_secure && ts->sec6 && ts->sec4;
+        o->secure = secure;
         if (o->secure && ts->tlsa_sec && ts->ntlsa > 0) {
             o->tlsa = kr_xcalloc(ts->ntlsa, sizeof *o->tlsa);
             memcpy(o->tlsa, ts->tlsa, ts->ntlsa * sizeof *o->tlsa);
@@ -678,7 +688,9 @@ static void ub_cb(void *mydata, int err, struct ub_result *res)
         if (bogus) { /* a secure target whose TLSA answer is bogus must not be used */
             q->ts[s->target].bogus = true;
             q->any_bogus = true;
-        } else if (!failed) {
+        } else if (failed) {
+            q->ts[s->target].tlsa_failed = true;
+        } else {
             tlsa_collect(q, s, res);
         }
         break;

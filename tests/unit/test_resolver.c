@@ -472,6 +472,45 @@ static void test_dnssec_bogus_is_an_error(void **state)
     unlink(conf);
 }
 
+static void test_dnssec_bogus_tlsa_makes_target_unusable(void **state)
+{
+    char conf[] = "/tmp/kr-resolver-XXXXXX";
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    kr_resolver *r = resolver_signed(&loop, "bogus-tlsa.test.zone.signed", conf);
+    got g;
+    lookup(r, &loop, "signed.test", &g);
+    assert_int_equal(g.err, KR_RESOLVER_EBOGUS);
+    finish(r, &loop);
+    unlink(conf);
+}
+
+static void test_unsigned_data_is_not_secure_when_validating(void **state)
+{
+    /* A trust anchor for signed.test only: local data elsewhere answers, but insecurely,
+     * so no target is secure and no TLSA is looked up. */
+    char conf[] = "/tmp/kr-resolver-XXXXXX";
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    kr_resolver *r = resolver_signed(&loop, "signed.test.zone.signed", conf);
+    assert_int_equal(kr_resolver_set_option(r, "local-zone:", "example.test. static"), 0);
+    assert_int_equal(kr_resolver_set_option(r, "local-data:", "example.test. 60 IN A 127.0.0.9"),
+                     0);
+    assert_int_equal(kr_resolver_set_option(r, "local-data:",
+                                            "_5269._tcp.example.test. 60 IN TLSA 3 1 1 "
+                                            "0123456789abcdef0123456789abcdef"
+                                            "0123456789abcdef0123456789abcdef"),
+                     0);
+    got g;
+    lookup(r, &loop, "example.test", &g);
+    assert_int_equal(g.err, 0);
+    assert_int_equal(g.count, 1);
+    assert_false(g.t[0].secure);
+    assert_int_equal(g.t[0].tlsa_count, 0);
+    finish(r, &loop);
+    unlink(conf);
+}
+
 static void test_bad_trust_anchor_refused(void **state)
 {
     uv_loop_t loop;
@@ -499,6 +538,8 @@ int main(void)
         cmocka_unit_test(test_timeout_cap),
         cmocka_unit_test(test_dnssec_secure_with_tlsa),
         cmocka_unit_test(test_dnssec_bogus_is_an_error),
+        cmocka_unit_test(test_dnssec_bogus_tlsa_makes_target_unusable),
+        cmocka_unit_test(test_unsigned_data_is_not_secure_when_validating),
         cmocka_unit_test(test_bad_trust_anchor_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

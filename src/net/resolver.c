@@ -34,7 +34,8 @@
 #define RR_AAAA 28
 #define RR_SRV 33
 #define RR_TLSA 52
-#define RCODE_SERVFAIL 2
+#define RCODE_NOERROR 0
+#define RCODE_NXDOMAIN 3
 #define XMPP_SERVER_PORT 5269
 /* SRV records considered per lookup before ordering; the first MAX_TARGETS are kept. */
 #define MAX_SRV 64
@@ -654,7 +655,8 @@ static void ub_cb(void *mydata, int err, struct ub_result *res)
     req *q = s->req;
     s->active = false;
     q->pending--;
-    bool failed = err != 0 || !res || res->rcode == RCODE_SERVFAIL;
+    /* NOERROR and NXDOMAIN are answers; SERVFAIL, REFUSED and the like are failures. */
+    bool failed = err != 0 || !res || (res->rcode != RCODE_NOERROR && res->rcode != RCODE_NXDOMAIN);
     bool bogus = res && res->bogus;
     if (res && bogus)
         KR_LOG(KR_LOG_WARN, "resolver", "DNSSEC bogus answer for %s: %s", res->qname,

@@ -4,7 +4,7 @@
 # Otherwise: prints the one apt-get line to run and fails.
 set -eu
 BUILD_PKGS="gcc pkg-config meson ninja-build openssl libuv1-dev libssl-dev libexpat1-dev
- libyaml-dev libsqlite3-dev libidn2-dev libicu-dev"
+ libyaml-dev libsqlite3-dev libidn2-dev libicu-dev libunbound-dev"
 # prosody, lua-unbound (Prosody's resolver that reads a hosts file) and ejabberd: the real
 # peers of the interop tests (tests/interop); util-linux: unshare and mount for them.
 TEST_PKGS="libcmocka-dev python3 python3-pytest python3-slixmpp python3-openssl python3-cryptography

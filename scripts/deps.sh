@@ -6,9 +6,10 @@ set -eu
 BUILD_PKGS="gcc pkg-config meson ninja-build openssl libuv1-dev libssl-dev libexpat1-dev
  libyaml-dev libsqlite3-dev libidn2-dev libicu-dev libunbound-dev"
 # prosody, lua-unbound (Prosody's resolver that reads a hosts file) and ejabberd: the real
-# peers of the interop tests (tests/interop); util-linux: unshare and mount for them.
+# peers of the interop tests (tests/interop); util-linux: unshare and mount for them;
+# ldnsutils: signs the DNSSEC zone of test_s2s_dns.py.
 TEST_PKGS="libcmocka-dev python3 python3-pytest python3-slixmpp python3-openssl python3-cryptography
- go-sendxmpp profanity tmux sslscan testssl.sh prosody lua-unbound ejabberd util-linux"
+ go-sendxmpp profanity tmux sslscan testssl.sh prosody lua-unbound ejabberd util-linux ldnsutils"
 # Packages whose install would start a system service on 0.0.0.0:5222/5269 (clashing with the
 # interop tests' own peers): installed with services kept from starting (policy-rc.d).
 SERVICE_PKGS="prosody ejabberd"

@@ -138,6 +138,7 @@ static const kr_cfg_key kr_cfg_keys[] = {
     KR_CFG_NUM("s2s.idle_timeout_s", s2s.idle_timeout_s, 10, 86400, "600"),
     KR_CFG_NUM("s2s.queue_max_stanzas", s2s.queue_max_stanzas, 1, 1000000, "1000"),
     KR_CFG_OPT("s2s.dnssec_trust_anchor", s2s.dnssec_trust_anchor, ""),
+    KR_CFG_OPT("s2s.resolver_config", s2s.resolver_config, ""),
     KR_CFG_FLAG("registration.enabled", registration.enabled, "false"),
     KR_CFG_NUM("registration.per_ip_per_hour", registration.per_ip_per_hour, 1, 10000, "5"),
 };

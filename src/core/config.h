@@ -110,6 +110,7 @@ typedef struct kr_config {
         unsigned idle_timeout_s;   /* close a silent s2s stream; default 600 */
         unsigned queue_max_stanzas; /* per remote domain while connecting; default 1000 */
         char *dnssec_trust_anchor; /* root key file for the resolver; "" = no validation */
+        char *resolver_config;     /* unbound.conf-syntax file for the resolver; "" = none */
     } s2s;
 
     struct {

@@ -19,8 +19,8 @@
 
 /* TLS 1.2: ephemeral ECDHE, AEAD only. TLS 1.3 suites are all forward-secret AEAD. */
 #define KR_TLS12_CIPHERS                                                                           \
-    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"                                  \
-    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                                  \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"                                   \
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                                   \
     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 #define KR_TLS13_SUITES "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
 
@@ -104,7 +104,8 @@ static SSL_CTX *kr_tls_ssl_ctx_new(const SSL_METHOD *method, char *err, size_t e
     char ebuf[256];
     SSL_CTX *ctx = SSL_CTX_new(method);
     if (!ctx) {
-        snprintf(err, errlen, "cannot create TLS context: %s", kr_tls_last_error(ebuf, sizeof(ebuf)));
+        snprintf(err, errlen, "cannot create TLS context: %s",
+                 kr_tls_last_error(ebuf, sizeof(ebuf)));
         return NULL;
     }
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
@@ -163,8 +164,8 @@ kr_tls_ctx *kr_tls_ctx_new_server(const char *cert_path, const char *key_path, c
     return kr_tls_ctx_new(TLS_server_method(), cert_path, key_path, err, errlen);
 }
 
-kr_tls_ctx *kr_tls_ctx_new_client(const char *cert_path, const char *key_path,
-                                  const char *ca_file, char *err, size_t errlen)
+kr_tls_ctx *kr_tls_ctx_new_client(const char *cert_path, const char *key_path, const char *ca_file,
+                                  char *err, size_t errlen)
 {
     kr_tls_ctx *c = kr_tls_ctx_new(TLS_client_method(), cert_path, key_path, err, errlen);
     if (c && kr_tls_ctx_verify_peers(c, ca_file, err, errlen) != 0) {
@@ -247,6 +248,22 @@ bool kr_tls_peer_verified(const kr_tls *t, char *why, size_t whylen)
 X509 *kr_tls_peer_cert(const kr_tls *t)
 {
     return SSL_get0_peer_certificate(t->ssl);
+}
+
+STACK_OF(X509) * kr_tls_peer_chain(const kr_tls *t)
+{
+    return SSL_get_peer_cert_chain(t->ssl);
+}
+
+void kr_tls_set_alpn(kr_tls *t, const char *proto)
+{
+    unsigned char wire[256];
+    size_t len = strlen(proto);
+    if (len == 0 || len > 255)
+        return;
+    wire[0] = (unsigned char)len;
+    memcpy(wire + 1, proto, len);
+    SSL_set_alpn_protos(t->ssl, wire, (unsigned)(len + 1));
 }
 
 void kr_tls_free(kr_tls *t)

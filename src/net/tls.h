@@ -49,6 +49,9 @@ kr_tls *kr_tls_new(kr_tls_ctx *ctx);
 /** A client connection of a client context, sending server_name (SNI, RFC 6066) when it is a
  * DNS name (IP literals are not sent). */
 kr_tls *kr_tls_new_client(kr_tls_ctx *ctx, const char *server_name);
+/** Offer one ALPN protocol (RFC 7301) in the ClientHello, e.g. "xmpp-server" on direct TLS
+ * (XEP-0368). Call before the handshake starts. */
+void kr_tls_set_alpn(kr_tls *t, const char *proto);
 void kr_tls_free(kr_tls *t);
 
 /** Results of kr_tls_feed(). */
@@ -86,6 +89,8 @@ void kr_tls_cb_data(kr_tls *t, kr_scram_cb_data *out);
 bool kr_tls_peer_verified(const kr_tls *t, char *why, size_t whylen);
 /** The peer's certificate (borrowed, valid while t lives), or NULL. */
 X509 *kr_tls_peer_cert(const kr_tls *t);
+/** The chain the peer sent (may or may not begin with its certificate), or NULL; borrowed. */
+STACK_OF(X509) *kr_tls_peer_chain(const kr_tls *t);
 /** Last OpenSSL error as text, for logs. */
 const char *kr_tls_last_error(char *buf, size_t len);
 

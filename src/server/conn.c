@@ -215,10 +215,13 @@ void kr_conn_start_tls(kr_conn *c)
     c->tls = kr_tls_new(c->tls_ctx);
 }
 
-void kr_conn_start_tls_client(kr_conn *c, kr_tls_ctx *ctx, const char *server_name)
+void kr_conn_start_tls_client(kr_conn *c, kr_tls_ctx *ctx, const char *server_name,
+                              const char *alpn)
 {
     kr_conn_flush(c);
     c->tls = kr_tls_new_client(ctx, server_name);
+    if (alpn)
+        kr_tls_set_alpn(c->tls, alpn);
     kr_buf *plain = &kr_worker_state_get(c->worker)->plain;
     plain->len = 0;
     kr_tls_feed(c->tls, NULL, 0, plain); /* produces the ClientHello */
@@ -333,8 +336,8 @@ static void kr_conn_throttle_cb(uv_timer_t *t)
 static void kr_conn_pace(kr_conn *c, size_t n)
 {
     uint64_t now = uv_now(&c->worker->loop);
-    uint64_t wait = kr_limits_bucket_charge(&c->bucket, c->rate,
-                                            c->srv->cfg->limits.burst_bytes, n, now);
+    uint64_t wait =
+        kr_limits_bucket_charge(&c->bucket, c->rate, c->srv->cfg->limits.burst_bytes, n, now);
     if (wait == 0 || c->closing)
         return;
     if (!c->throttled)
@@ -405,8 +408,8 @@ kr_conn *kr_conn_accept(kr_worker *w, uv_stream_t *listener, bool direct_tls,
     return kr_conn_accept_ctx(w, listener, direct_tls, NULL, ops, kind);
 }
 
-kr_conn *kr_conn_accept_ctx(kr_worker *w, uv_stream_t *listener, bool direct_tls,
-                            kr_tls_ctx *ctx, const kr_conn_ops *ops, const char *kind)
+kr_conn *kr_conn_accept_ctx(kr_worker *w, uv_stream_t *listener, bool direct_tls, kr_tls_ctx *ctx,
+                            const kr_conn_ops *ops, const char *kind)
 {
     kr_worker_state *ws = kr_worker_state_get(w);
     kr_conn *c = kr_conn_new(w, ops, kind);

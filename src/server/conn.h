@@ -98,8 +98,10 @@ kr_conn *kr_conn_accept_ctx(kr_worker *w, uv_stream_t *listener, bool direct_tls
 kr_conn *kr_conn_connect(kr_worker *w, const struct sockaddr *addr, const kr_conn_ops *ops,
                          const char *kind, void *proto, char *err, size_t errlen);
 /** Flush queued plaintext in the clear, then start TLS as the client with ctx (SNI =
- * server_name); the ClientHello goes out with this iteration's flush. */
-void kr_conn_start_tls_client(kr_conn *c, kr_tls_ctx *ctx, const char *server_name);
+ * server_name; ALPN protocol alpn unless NULL); the ClientHello goes out with this
+ * iteration's flush. */
+void kr_conn_start_tls_client(kr_conn *c, kr_tls_ctx *ctx, const char *server_name,
+                              const char *alpn);
 /** Find a live (not closing) connection of worker w. */
 kr_conn *kr_conn_find(kr_worker *w, uint64_t id);
 

@@ -11,6 +11,7 @@
 #include "server/s2s.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,10 +21,13 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "net/certid.h"
+#include "net/resolver.h"
 #include "server/router.h"
 #include "server/s2s_internal.h"
 #include "xml/parser.h"
 #include "xml/serialize.h"
+
+static int kr_s2s_check_resolver(kr_server *srv);
 
 int kr_s2s_start(kr_server *srv)
 {
@@ -50,6 +54,8 @@ int kr_s2s_start(kr_server *srv)
     free(cert);
     free(key);
     free(ca);
+    if (!rc && kr_s2s_check_resolver(srv) != 0)
+        rc = -1;
     if (cfg->s2s.dialback_secret[0]) {
         kr_dialback_secret_prepare(cfg->s2s.dialback_secret, strlen(cfg->s2s.dialback_secret),
                                    s->secret);
@@ -166,20 +172,120 @@ bool kr__s2s_cert_ok(kr_conn *c, const char *domain, char *why, size_t whylen)
     return true;
 }
 
-int kr__s2s_resolve(kr_server *srv, const char *domain, struct sockaddr_storage *out, char *why,
-                    size_t whylen)
+int kr__s2s_peer_auth(kr_conn *c, const char *domain, const kr_tlsa *tlsa, size_t ntlsa, char *why,
+                      size_t whylen)
+{
+    if (!c->tls || !kr_tlsa_has_usable(tlsa, ntlsa))
+        return kr__s2s_cert_ok(c, domain, why, whylen) ? 1 : 0;
+    /* RFC 7673 §4 / RFC 7671: usable TLSA records decide; PKIX is not consulted. */
+    int m = kr_tlsa_match(tlsa, ntlsa, kr_tls_peer_cert(c->tls), kr_tls_peer_chain(c->tls));
+    if (m == KR_TLSA_USAGE_DANE_EE) {
+        KR_LOG(KR_LOG_DEBUG, c->log_ctx, "certificate of %s matches its DANE-EE record", domain);
+        return 1;
+    }
+    if (m == KR_TLSA_USAGE_DANE_TA && kr_tls_peer_cert(c->tls) &&
+        kr_certid_check(kr_tls_peer_cert(c->tls), domain) != KR_CERTID_NONE) {
+        KR_LOG(KR_LOG_DEBUG, c->log_ctx, "certificate of %s chains to its DANE-TA record", domain);
+        return 1;
+    }
+    snprintf(why, whylen, "%s",
+             m == KR_TLSA_USAGE_DANE_TA ? "the certificate chains to the DANE-TA record but "
+                                          "does not name the domain"
+                                        : "the certificate matches none of the DANE TLSA records");
+    return -1;
+}
+
+bool kr__s2s_static_host(kr_server *srv, const char *domain, struct sockaddr_storage *out)
 {
     const kr_listen_addr *a = kr_config_host_get(srv->cfg, domain);
     memset(out, 0, sizeof(*out));
-    if (!a) {
-        snprintf(why, whylen, "%s is not in s2s.hosts and DNS resolution is not wired in yet",
-                 domain);
-        return KR_ENOENT;
-    }
+    if (!a)
+        return false;
     if (strchr(a->host, ':'))
         uv_ip6_addr(a->host, a->port, (struct sockaddr_in6 *)out);
     else
         uv_ip4_addr(a->host, a->port, (struct sockaddr_in *)out);
+    return true;
+}
+
+kr_resolver *kr__s2s_resolver_new(kr_server *srv, uv_loop_t *loop, char *err, size_t errlen)
+{
+    const kr_config *cfg = srv->cfg;
+    char *ta = cfg->s2s.dnssec_trust_anchor[0]
+                   ? kr_config_data_path(cfg, cfg->s2s.dnssec_trust_anchor)
+                   : NULL;
+    kr_resolver *r = kr_resolver_new(loop, ta, err, errlen);
+    free(ta);
+    if (!r)
+        return NULL;
+    kr_resolver_set_timeout(r, cfg->s2s.connect_timeout_s * 1000u);
+    if (cfg->s2s.resolver_config[0]) {
+        char *path = kr_config_data_path(cfg, cfg->s2s.resolver_config);
+        int rc = kr_resolver_load_config(r, path);
+        if (rc != 0) {
+            snprintf(err, errlen, "s2s.resolver_config %s: %s", path, kr_resolver_strerror(rc));
+            free(path);
+            kr_resolver_free(r);
+            return NULL;
+        }
+        free(path);
+    }
+    return r;
+}
+
+/* libunbound reads the trust anchor only at its first query; check now that the file holds
+ * at least one DS or DNSKEY record (zone file syntax: owner [TTL] [class] type data). */
+static bool kr_s2s_trust_anchor_ok(const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "s2s.dnssec_trust_anchor %s: %s", path, strerror(errno));
+        return false;
+    }
+    char line[4096];
+    bool found = false;
+    while (!found && fgets(line, sizeof(line), f)) {
+        char *semi = strchr(line, ';');
+        if (semi)
+            *semi = '\0';
+        char *save = NULL;
+        for (char *tok = strtok_r(line, " \t\r\n", &save); tok && !found;
+             tok = strtok_r(NULL, " \t\r\n", &save))
+            found = strcmp(tok, "DS") == 0 || strcmp(tok, "DNSKEY") == 0;
+    }
+    fclose(f);
+    if (!found)
+        snprintf(err, errlen, "s2s.dnssec_trust_anchor %s: no DS or DNSKEY record in it", path);
+    return found;
+}
+
+/* Build one resolver at start so that a bad trust anchor or resolver file stops start-up with
+ * a clear line instead of bouncing every remote stanza later. */
+static int kr_s2s_check_resolver(kr_server *srv)
+{
+    uv_loop_t loop;
+    char err[512] = "";
+    const kr_config *cfg = srv->cfg;
+    if (cfg->s2s.dnssec_trust_anchor[0]) {
+        char *ta = kr_config_data_path(cfg, cfg->s2s.dnssec_trust_anchor);
+        bool ok = kr_s2s_trust_anchor_ok(ta, err, sizeof(err));
+        free(ta);
+        if (!ok) {
+            KR_LOG(KR_LOG_ERROR, NULL, "s2s: DNS resolver: %s", err);
+            return -1;
+        }
+    }
+    if (uv_loop_init(&loop) != 0)
+        return -1;
+    kr_resolver *r = kr__s2s_resolver_new(srv, &loop, err, sizeof(err));
+    if (r)
+        kr_resolver_free(r);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    if (!r) {
+        KR_LOG(KR_LOG_ERROR, NULL, "s2s: DNS resolver: %s", err);
+        return -1;
+    }
     return 0;
 }
 

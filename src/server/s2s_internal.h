@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "core/buf.h"
+#include "net/dane.h"
 #include "net/tls.h"
 #include "server/conn.h"
 #include "server/dialback.h"
@@ -69,12 +70,19 @@ void kr__s2s_bounce(kr_server *srv, kr_worker *w, const kr_rbuf *buf, const char
 void kr__s2s_to_client_ns(kr_xml_node *e);
 /** True when the peer's certificate chain verifies and names domain (RFC 6125). */
 bool kr__s2s_cert_ok(kr_conn *c, const char *domain, char *why, size_t whylen);
+/** Authenticate the server we connected to: with usable DANE TLSA records (DNSSEC-secure
+ * target) they decide, else kr__s2s_cert_ok. 1 authenticated, 0 not (why says it), -1 the
+ * TLSA records exist and none match: the peer must be refused (RFC 7673). */
+int kr__s2s_peer_auth(kr_conn *c, const char *domain, const kr_tlsa *tlsa, size_t ntlsa,
+                      char *why, size_t whylen);
 
-/** Where the server of `domain` listens. The seam where the DNS resolver (resolver.h:
- * SRV, A/AAAA, DNSSEC, DANE) plugs in: today only s2s.hosts is consulted. 0, or KR_ENOENT
- * with the reason in why. */
-int kr__s2s_resolve(kr_server *srv, const char *domain, struct sockaddr_storage *out, char *why,
-                    size_t whylen);
+/** The s2s.hosts address of domain in out: true, or false when the map has no entry (then
+ * DNS is asked). */
+bool kr__s2s_static_host(kr_server *srv, const char *domain, struct sockaddr_storage *out);
+/** A resolver on loop set up from the config (s2s.dnssec_trust_anchor, s2s.resolver_config,
+ * lookups capped at s2s.connect_timeout_s), or NULL with one sentence in err. */
+struct kr_resolver *kr__s2s_resolver_new(kr_server *srv, uv_loop_t *loop, char *err,
+                                         size_t errlen);
 
 /* s2s_out.c: kr_worker_fn's, run on the pair's owner worker; they take their argument. */
 void kr__s2s_out_submit(kr_worker *w, void *msg, uint64_t unused);

@@ -3,16 +3,24 @@
  * Outbound s2s streams (initiating server, RFC 6120 §4-§6; see s2s.h). One
  * stream per (local, remote) pair, owned by the pair's worker through its
  * s2s_out table; the stream object is the connection's protocol state and
- * is freed with the connection. Stages:
- *   CONNECTING -> PLAIN (header sent, wait for features: <starttls/> is
+ * is freed with the connection (or, before it has one, by this file). Stages:
+ *   RESOLVING (DNS, net/resolver.h: SRV _xmpps-server/_xmpp-server, else the
+ *   domain on 5269; skipped for domains in s2s.hosts) -> CONNECTING (each
+ *   address of each target in turn until one accepts, RFC 6120 §3.2.1; the
+ *   stream object moves to the next connection) -> for an _xmpps-server
+ *   target, the TLS handshake at once with ALPN "xmpp-server" (XEP-0368);
+ *   else PLAIN (header sent, wait for features: <starttls/> is
  *   required, a peer without it is refused) -> STARTTLS -> TLS handshake
- *   (the certificate is checked per RFC 6125; with require_valid_certificates
- *   a failure refuses the peer) -> TLS (new header, features) -> SASL
+ *   (the certificate is checked per RFC 6125, or against the target's TLSA
+ *   records when DNSSEC secured them, RFC 7673; with
+ *   require_valid_certificates a failure refuses the peer, and a TLSA
+ *   mismatch always does) -> TLS (new header, features) -> SASL
  *   EXTERNAL (XEP-0178) when offered, else dialback <db:result/> (XEP-0220
  *   §2.1) -> READY: the queue is flushed and stanzas go out as they come.
  * Stanzas wait in a queue bounded by s2s.queue_max_stanzas while the stream
  * is being set up; when it fails they bounce with remote-server-not-found,
- * or remote-server-timeout once s2s.connect_timeout_s passed (RFC 6120
+ * or remote-server-timeout once s2s.connect_timeout_s passed since the
+ * stream was first asked for (DNS included; RFC 6120
  * §8.3.3.15/.16). The same stream carries the <db:verify/> requests of our
  * inbound streams (receiving-server side of XEP-0220 §2.3) as soon as its
  * TLS features are in, and routes the answers back to the asking worker.
@@ -26,6 +34,7 @@
 #include "core/base64.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "net/resolver.h"
 #include "server/s2s.h"
 #include "server/s2s_internal.h"
 #include "server/stanza.h"
@@ -33,6 +42,7 @@
 #include "xml/serialize.h"
 
 typedef enum kr_out_state {
+    KR_OUT_RESOLVING, /* DNS look-up running; no connection yet */
     KR_OUT_CONNECTING,
     KR_OUT_PLAIN,        /* header sent in the clear; waiting for features */
     KR_OUT_STARTTLS,     /* <starttls/> sent; waiting for <proceed/> */
@@ -65,6 +75,10 @@ typedef struct kr_s2s_out {
     kr__s2s_verify **verifies; /* to send (pending) then sent (waiting for the answer) */
     size_t vlen;
     uint64_t last_activity;
+    uint64_t deadline;      /* loop time by which the stream must be READY */
+    kr_s2s_target *targets; /* where to connect, in order (own copies) */
+    size_t ntargets;
+    size_t ti, ai; /* target and address being tried */
 } kr_s2s_out;
 
 static const kr_conn_ops kr_s2s_out_ops;
@@ -105,10 +119,16 @@ static void kr_s2s_out_restart(kr_s2s_out *o)
     }
 }
 
+static void kr_s2s_out_abandon(kr_s2s_out *o, const char *condition, const char *text);
+
 /* End the stream; what still waits bounces with condition (see on_close). */
 static void kr_s2s_out_fail(kr_s2s_out *o, const char *condition, const char *text,
                             const char *stream_error)
 {
+    if (!o->conn) { /* resolving, or between two connection attempts */
+        kr_s2s_out_abandon(o, condition, text);
+        return;
+    }
     if (o->conn->closing)
         return;
     o->fail_cond = condition;
@@ -203,8 +223,8 @@ static void kr_s2s_out_bounce_all(kr_s2s_out *o)
 {
     const char *cond = o->fail_cond ? o->fail_cond : "remote-server-not-found";
     if (o->qlen)
-        KR_LOG(KR_LOG_INFO, o->conn->log_ctx, "bouncing %zu stanzas for %s: %s", o->qlen, o->remote,
-               cond);
+        KR_LOG(KR_LOG_INFO, o->conn ? o->conn->log_ctx : NULL, "bouncing %zu stanzas for %s: %s",
+               o->qlen, o->remote, cond);
     kr_worker_state *ws = kr_worker_state_get(o->w);
     for (size_t i = 0; i < o->qlen; i++) {
         if (!ws->s2s_stopped)
@@ -345,7 +365,7 @@ static void kr_s2s_out_element(void *ud, kr_xml_node *e, kr_arena *a)
                o->state == KR_OUT_STARTTLS) {
         o->state = KR_OUT_HANDSHAKE;
         kr_s2s_out_restart(o);
-        kr_conn_start_tls_client(o->conn, o->srv->s2s->client, o->remote);
+        kr_conn_start_tls_client(o->conn, o->srv->s2s->client, o->remote, NULL);
     } else if (strcmp(e->ns, KR_NS_TLS) == 0) {
         KR_LOG(KR_LOG_WARN, o->conn->log_ctx, "%s refused STARTTLS", o->remote);
         kr_s2s_out_fail(o, "remote-server-not-found", "TLS negotiation failed", NULL);
@@ -383,15 +403,37 @@ static void kr_s2s_out_stream_close(void *ud)
 
 /* ---- connection callbacks ----------------------------------------------------------------- */
 
+static bool kr_s2s_out_connect_next(kr_s2s_out *o, char *why, size_t whylen);
+
+static const kr_s2s_target *kr_s2s_out_target(const kr_s2s_out *o)
+{
+    return o->ti < o->ntargets ? &o->targets[o->ti] : NULL;
+}
+
 static void kr_s2s_out_on_connect(kr_conn *c, int status)
 {
     kr_s2s_out *o = c->proto;
+    const kr_s2s_target *t = kr_s2s_out_target(o);
     if (status < 0) {
-        KR_LOG(KR_LOG_INFO, c->log_ctx, "cannot connect to %s: %s", o->remote, uv_strerror(status));
-        o->fail_cond = "remote-server-not-found";
-        return; /* conn.c closes the connection; on_close bounces */
+        KR_LOG(KR_LOG_INFO, c->log_ctx, "cannot connect to %s (%s:%u): %s", o->remote,
+               t ? t->host : "?", t ? t->port : 0, uv_strerror(status));
+        /* RFC 6120 §3.2.1: the next address, then the next target. The failed connection
+         * is closed by conn.c without us. */
+        c->proto = NULL;
+        o->conn = NULL;
+        o->ai++;
+        char why[256];
+        if (!kr_s2s_out_connect_next(o, why, sizeof(why)))
+            kr_s2s_out_abandon(o, "remote-server-not-found", "The remote server cannot be reached");
+        return;
     }
-    KR_LOG(KR_LOG_DEBUG, c->log_ctx, "connected to %s", o->remote);
+    KR_LOG(KR_LOG_DEBUG, c->log_ctx, "connected to %s (%s:%u%s)", o->remote, t ? t->host : "?",
+           t ? t->port : 0, t && t->direct_tls ? ", direct TLS" : "");
+    if (t && t->direct_tls) { /* XEP-0368: TLS at once, SNI = the domain, ALPN xmpp-server */
+        o->state = KR_OUT_HANDSHAKE;
+        kr_conn_start_tls_client(c, o->srv->s2s->client, o->remote, "xmpp-server");
+        return;
+    }
     o->state = KR_OUT_PLAIN;
     kr_s2s_out_header(o);
 }
@@ -426,7 +468,17 @@ static void kr_s2s_out_on_tls_ready(kr_conn *c)
 {
     kr_s2s_out *o = c->proto;
     char why[256] = "";
-    bool ok = kr__s2s_cert_ok(c, o->remote, why, sizeof(why));
+    const kr_s2s_target *t = kr_s2s_out_target(o);
+    int auth = kr__s2s_peer_auth(c, o->remote, t ? t->tlsa : NULL, t ? t->tlsa_count : 0, why,
+                                 sizeof(why));
+    if (auth < 0) {
+        KR_LOG(KR_LOG_WARN, c->log_ctx, "certificate of %s refused by DANE (%s)", o->remote, why);
+        kr_s2s_out_fail(o, "remote-server-not-found",
+                        "The remote server's certificate does not match its DANE records",
+                        "policy-violation");
+        return;
+    }
+    bool ok = auth > 0;
     if (!ok && o->srv->cfg->s2s.require_valid_certificates) {
         KR_LOG(KR_LOG_WARN, c->log_ctx, "certificate of %s is not valid (%s): refused", o->remote,
                why);
@@ -447,6 +499,10 @@ static void kr_s2s_out_on_timer(kr_conn *c)
 {
     kr_s2s_out *o = c->proto;
     if (o->state != KR_OUT_READY) {
+        if (kr_s2s_out_now(o) < o->deadline) { /* an earlier attempt's timer */
+            kr_conn_timer_set(c, o->deadline - kr_s2s_out_now(o));
+            return;
+        }
         KR_LOG(KR_LOG_WARN, c->log_ctx, "s2s stream to %s not ready after %us: giving up",
                o->remote, o->srv->cfg->s2s.connect_timeout_s);
         kr_s2s_out_fail(o, "remote-server-timeout", "The remote server did not answer in time",
@@ -481,8 +537,20 @@ static void kr_s2s_out_on_close(kr_conn *c)
     KR_LOG(KR_LOG_DEBUG, c->log_ctx, "s2s stream to %s closed", o->remote);
 }
 
+static void kr_s2s_targets_free(kr_s2s_target *t, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(t[i].addrs);
+        for (size_t k = 0; k < t[i].tlsa_count; k++)
+            free(t[i].tlsa[k].data);
+        free(t[i].tlsa);
+    }
+    free(t);
+}
+
 static void kr_s2s_out_free(kr_s2s_out *o)
 {
+    kr_s2s_targets_free(o->targets, o->ntargets);
     for (size_t i = 0; i < o->qlen; i++)
         kr_rbuf_unref(o->queue[i]);
     for (size_t i = 0; i < o->vlen; i++)
@@ -521,8 +589,96 @@ static const kr_conn_ops kr_s2s_out_ops = {
 
 /* ---- finding or opening the stream of a pair --------------------------------------------- */
 
+/* A stream that never got (or no longer has) a connection ends here: what waits bounces. */
+static void kr_s2s_out_abandon(kr_s2s_out *o, const char *condition, const char *text)
+{
+    kr_worker_state *ws = kr_worker_state_get(o->w);
+    if (o->state == KR_OUT_RESOLVING && ws->resolver)
+        kr_resolver_cancel(ws->resolver, o);
+    if (condition) {
+        o->fail_cond = condition;
+        o->fail_text = text;
+    }
+    kr_s2s_out_unlist(o);
+    kr_s2s_out_bounce_all(o);
+    kr_s2s_out_free(o);
+}
+
+/* Connect to the current address (o->ti, o->ai) or the next one that can be tried. false
+ * when none is left; why then says what failed last. */
+static bool kr_s2s_out_connect_next(kr_s2s_out *o, char *why, size_t whylen)
+{
+    snprintf(why, whylen, "no address of %s accepts connections", o->remote);
+    for (; o->ti < o->ntargets; o->ti++, o->ai = 0) {
+        kr_s2s_target *t = &o->targets[o->ti];
+        for (; o->ai < t->addr_count; o->ai++) {
+            char err[128];
+            o->state = KR_OUT_CONNECTING;
+            o->conn = kr_conn_connect(o->w, (struct sockaddr *)&t->addrs[o->ai], &kr_s2s_out_ops,
+                                      "s2s-out", o, err, sizeof(err));
+            if (!o->conn) {
+                snprintf(why, whylen, "cannot connect to %.80s (%.80s): %.60s", o->remote, t->host,
+                         err);
+                continue;
+            }
+            uint64_t now = kr_s2s_out_now(o);
+            kr_conn_timer_set(o->conn, o->deadline > now ? o->deadline - now : 1);
+            KR_LOG(KR_LOG_DEBUG, o->conn->log_ctx, "connecting to %s: %s:%u%s", o->remote, t->host,
+                   t->port, t->direct_tls ? " (direct TLS)" : "");
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Keep copies of the resolver's targets (its array goes when the callback returns). */
+static void kr_s2s_out_take_targets(kr_s2s_out *o, const kr_s2s_target *src, size_t n)
+{
+    o->targets = kr_xcalloc(n, sizeof(*o->targets));
+    o->ntargets = n;
+    for (size_t i = 0; i < n; i++) {
+        kr_s2s_target *t = &o->targets[i];
+        *t = src[i];
+        t->addrs = kr_xcalloc(src[i].addr_count, sizeof(*t->addrs));
+        memcpy(t->addrs, src[i].addrs, src[i].addr_count * sizeof(*t->addrs));
+        t->tlsa = src[i].tlsa_count ? kr_xcalloc(src[i].tlsa_count, sizeof(*t->tlsa)) : NULL;
+        for (size_t k = 0; k < src[i].tlsa_count; k++) {
+            t->tlsa[k] = src[i].tlsa[k];
+            t->tlsa[k].data = kr_xmalloc(src[i].tlsa[k].len ? src[i].tlsa[k].len : 1);
+            memcpy(t->tlsa[k].data, src[i].tlsa[k].data, src[i].tlsa[k].len);
+        }
+    }
+}
+
+static void kr_s2s_out_resolved(void *ud, int err, kr_s2s_target *targets, size_t count)
+{
+    kr_s2s_out *o = ud;
+    char why[256];
+    if (err != 0) {
+        bool timeout = err == KR_RESOLVER_ETIMEOUT;
+        KR_LOG(KR_LOG_INFO, NULL, "cannot find the server of %s: %s", o->remote,
+               kr_resolver_strerror(err));
+        kr_s2s_out_abandon(o, timeout ? "remote-server-timeout" : "remote-server-not-found",
+                           timeout ? "The remote server's address was not found in time"
+                                   : "The remote server cannot be found");
+        return;
+    }
+    kr_s2s_out_take_targets(o, targets, count);
+    if (!kr_s2s_out_connect_next(o, why, sizeof(why))) {
+        KR_LOG(KR_LOG_INFO, NULL, "cannot reach %s: %s", o->remote, why);
+        kr_s2s_out_abandon(o, "remote-server-not-found", "The remote server cannot be reached");
+    }
+}
+
+static kr_resolver *kr_s2s_out_resolver(kr_worker_state *ws, kr_worker *w, char *why, size_t whylen)
+{
+    if (!ws->resolver)
+        ws->resolver = kr__s2s_resolver_new(ws->srv, &w->loop, why, whylen);
+    return ws->resolver;
+}
+
 /* The pair's stream, opened if needed; NULL when it cannot be (why says it, cond is the
- * bounce condition). */
+ * bounce condition). A new stream starts with a connection (s2s.hosts) or a DNS look-up. */
 static kr_s2s_out *kr_s2s_out_get(kr_worker *w, const char *local, const char *remote,
                                   const char **cond, char *why, size_t whylen)
 {
@@ -535,13 +691,15 @@ static kr_s2s_out *kr_s2s_out_get(kr_worker *w, const char *local, const char *r
         return o;
     }
     *cond = "remote-server-not-found";
-    struct sockaddr_storage addr;
     if (kr_config_serves(ws->srv->cfg, remote)) {
         snprintf(why, whylen, "%s is one of our own domains", remote);
         kr_buf_clear(&key);
         return NULL;
     }
-    if (kr__s2s_resolve(ws->srv, remote, &addr, why, whylen) != 0) {
+    struct sockaddr_storage addr;
+    bool mapped = kr__s2s_static_host(ws->srv, remote, &addr);
+    kr_resolver *r = mapped ? NULL : kr_s2s_out_resolver(ws, w, why, whylen);
+    if (!mapped && !r) {
         kr_buf_clear(&key);
         return NULL;
     }
@@ -555,17 +713,29 @@ static kr_s2s_out *kr_s2s_out_get(kr_worker *w, const char *local, const char *r
                             ws->srv->cfg->limits.max_attributes};
     kr_xml_parser_cbs cbs = {kr_s2s_out_stream_open, kr_s2s_out_element, kr_s2s_out_stream_close};
     o->parser = kr_xml_parser_new(&limits, &cbs, o);
-    char err[128];
-    o->conn = kr_conn_connect(w, (struct sockaddr *)&addr, &kr_s2s_out_ops, "s2s-out", o, err,
-                              sizeof(err));
-    if (!o->conn) {
-        snprintf(why, whylen, "cannot connect to %s: %s", remote, err);
-        kr_s2s_out_free(o);
-        return NULL;
-    }
-    KR_LOG(KR_LOG_INFO, o->conn->log_ctx, "opening s2s stream %s -> %s", local, remote);
     o->last_activity = kr_s2s_out_now(o);
-    kr_conn_timer_set(o->conn, (uint64_t)ws->srv->cfg->s2s.connect_timeout_s * 1000);
+    o->deadline = o->last_activity + (uint64_t)ws->srv->cfg->s2s.connect_timeout_s * 1000;
+    KR_LOG(KR_LOG_INFO, NULL, "opening s2s stream %s -> %s%s", local, remote,
+           mapped ? " (s2s.hosts)" : "");
+    if (mapped) {
+        kr_s2s_target t = {.port = kr_config_host_get(ws->srv->cfg, remote)->port,
+                           .addrs = &addr,
+                           .addr_count = 1};
+        snprintf(t.host, sizeof(t.host), "%s", remote);
+        kr_s2s_out_take_targets(o, &t, 1);
+        if (!kr_s2s_out_connect_next(o, why, whylen)) {
+            kr_s2s_out_free(o);
+            return NULL;
+        }
+    } else {
+        o->state = KR_OUT_RESOLVING;
+        int rc = kr_resolver_xmpp_server(r, remote, kr_s2s_out_resolved, o);
+        if (rc != 0) {
+            snprintf(why, whylen, "cannot look up %s: %s", remote, kr_resolver_strerror(rc));
+            kr_s2s_out_free(o);
+            return NULL;
+        }
+    }
     kr_strmap_put(&ws->s2s_out, o->key, o);
     o->in_table = true;
     return o;
@@ -634,4 +804,6 @@ void kr__s2s_out_shutdown(kr_worker *w)
     for (size_t i = 0; i < n; i++)
         kr_s2s_out_fail(all[i], NULL, NULL, NULL);
     free(all);
+    kr_resolver_free(ws->resolver); /* its handles close while the loop winds down */
+    ws->resolver = NULL;
 }

@@ -59,6 +59,7 @@ typedef struct kr_worker_state {
     size_t read_buf_size;
     kr_strmap s2s_out;       /* "local remote" -> outbound s2s stream owned by this worker */
     bool s2s_stopped;        /* shutdown began: no new outbound streams */
+    struct kr_resolver *resolver; /* s2s DNS of this worker's loop, made at first use */
 } kr_worker_state;
 
 static inline kr_worker_state *kr_worker_state_get(kr_worker *w)

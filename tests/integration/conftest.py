@@ -28,6 +28,7 @@ from pathlib import Path
 
 import pytest
 
+from attack_helpers import bystanders  # noqa: F401  (a fixture for every test)
 from kurier_server import (ACCOUNTS, REPO_ROOT, Server, _stop, password_for,  # noqa: F401
                            start_server, stop_server)
 

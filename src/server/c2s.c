@@ -870,22 +870,6 @@ static void kr_c2s_element(void *ud, kr_xml_node *e, kr_arena *a)
 
 /* ---- connection callbacks ---------------------------------------------------------------- */
 
-static const char *kr_c2s_parse_condition(kr_xml_error e)
-{
-    switch (e) {
-    case KR_XML_RESTRICTED:
-        return "restricted-xml";
-    case KR_XML_POLICY_VIOLATION:
-        return "policy-violation";
-    case KR_XML_BAD_FORMAT:
-        return "bad-format";
-    case KR_XML_UNSUPPORTED_ENCODING:
-        return "unsupported-encoding";
-    default:
-        return "not-well-formed";
-    }
-}
-
 static void kr_c2s_on_data(kr_conn *conn, const char *data, size_t len)
 {
     kr_c2s *c = conn->proto;
@@ -902,7 +886,7 @@ static void kr_c2s_on_data(kr_conn *conn, const char *data, size_t len)
         data += chunk;
         len -= chunk;
         if (r == KR_EPARSE) {
-            kr_c2s_stream_error(c, kr_c2s_parse_condition(kr_xml_parser_error(c->parser)),
+            kr_c2s_stream_error(c, kr_xml_error_condition(kr_xml_parser_error(c->parser)),
                                 kr_xml_parser_error_text(c->parser));
             return;
         }

@@ -472,22 +472,6 @@ static void kr_s2s_in_element(void *ud, kr_xml_node *e, kr_arena *a)
 
 /* ---- connection callbacks ----------------------------------------------------------------- */
 
-static const char *kr_s2s_in_parse_condition(kr_xml_error e)
-{
-    switch (e) {
-    case KR_XML_RESTRICTED:
-        return "restricted-xml";
-    case KR_XML_POLICY_VIOLATION:
-        return "policy-violation";
-    case KR_XML_BAD_FORMAT:
-        return "bad-format";
-    case KR_XML_UNSUPPORTED_ENCODING:
-        return "unsupported-encoding";
-    default:
-        return "not-well-formed";
-    }
-}
-
 static void kr_s2s_in_on_data(kr_conn *c, const char *data, size_t len)
 {
     kr_s2s_in *s = c->proto;
@@ -500,7 +484,7 @@ static void kr_s2s_in_on_data(kr_conn *c, const char *data, size_t len)
         data += chunk;
         len -= chunk;
         if (r == KR_EPARSE) {
-            kr_s2s_in_stream_error(s, kr_s2s_in_parse_condition(kr_xml_parser_error(s->parser)),
+            kr_s2s_in_stream_error(s, kr_xml_error_condition(kr_xml_parser_error(s->parser)),
                                    kr_xml_parser_error_text(s->parser));
             return;
         }

@@ -712,3 +712,19 @@ const char *kr_xml_parser_error_text(const kr_xml_parser *p)
 {
     return p->error_text;
 }
+
+const char *kr_xml_error_condition(kr_xml_error e)
+{
+    switch (e) {
+    case KR_XML_RESTRICTED:
+        return "restricted-xml";
+    case KR_XML_POLICY_VIOLATION:
+        return "policy-violation";
+    case KR_XML_BAD_FORMAT:
+        return "bad-format";
+    case KR_XML_UNSUPPORTED_ENCODING:
+        return "unsupported-encoding";
+    default:
+        return "not-well-formed";
+    }
+}

@@ -34,6 +34,10 @@ typedef enum kr_xml_error {
     KR_XML_UNSUPPORTED_ENCODING, /* <unsupported-encoding/>: declared non-UTF-8 encoding */
 } kr_xml_error;
 
+/** The RFC 6120 §4.9.3 stream error condition for e ("not-well-formed" for KR_XML_OK, which
+ * callers do not ask about). Static storage. */
+const char *kr_xml_error_condition(kr_xml_error e);
+
 /** The opening <stream:stream> tag: its ns/name/attrs (attrs include none of the xmlns
  * declarations), and the default namespace it declared ("" if none). The node and
  * strings are valid only during the callback. */

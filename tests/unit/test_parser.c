@@ -517,6 +517,16 @@ static void test_element_in_xml_namespace_is_bad_format(void **state)
     collector_fini(&c);
 }
 
+static void test_errors_name_their_stream_conditions(void **state)
+{
+    assert_string_equal(kr_xml_error_condition(KR_XML_NOT_WELL_FORMED), "not-well-formed");
+    assert_string_equal(kr_xml_error_condition(KR_XML_RESTRICTED), "restricted-xml");
+    assert_string_equal(kr_xml_error_condition(KR_XML_POLICY_VIOLATION), "policy-violation");
+    assert_string_equal(kr_xml_error_condition(KR_XML_BAD_FORMAT), "bad-format");
+    assert_string_equal(kr_xml_error_condition(KR_XML_UNSUPPORTED_ENCODING),
+                        "unsupported-encoding");
+}
+
 static void test_text_at_stream_level_is_bad_format(void **state)
 {
     collector c;
@@ -918,6 +928,7 @@ int main(void)
         cmocka_unit_test(test_nul_byte_is_not_well_formed),
         cmocka_unit_test(test_bad_syntax_is_not_well_formed),
         cmocka_unit_test(test_text_at_stream_level_is_bad_format),
+        cmocka_unit_test(test_errors_name_their_stream_conditions),
         cmocka_unit_test(test_element_in_xml_namespace_is_bad_format),
         cmocka_unit_test(test_depth_limit_is_policy_violation),
         cmocka_unit_test(test_attribute_limit_is_policy_violation),

@@ -179,22 +179,6 @@ static void fuzz_on_close(void *ud)
     kr_xml_parser_stop(s->p); /* as kr_c2s_stream_close: the connection closes */
 }
 
-static const char *fuzz_parse_condition(kr_xml_error e)
-{
-    switch (e) {
-    case KR_XML_RESTRICTED:
-        return "restricted-xml";
-    case KR_XML_POLICY_VIOLATION:
-        return "policy-violation";
-    case KR_XML_BAD_FORMAT:
-        return "bad-format";
-    case KR_XML_UNSUPPORTED_ENCODING:
-        return "unsupported-encoding";
-    default:
-        return "not-well-formed";
-    }
-}
-
 static uint32_t fuzz_next(uint32_t *x)
 {
     *x ^= *x << 13;
@@ -251,7 +235,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int rc = kr_xml_parser_feed(s.p, in.data + off, n);
         off += n;
         if (rc == KR_EPARSE) {
-            fuzz_stream_error(&s, fuzz_parse_condition(kr_xml_parser_error(s.p)),
+            fuzz_stream_error(&s, kr_xml_error_condition(kr_xml_parser_error(s.p)),
                               kr_xml_parser_error_text(s.p), false);
             break;
         }

@@ -18,7 +18,6 @@ The signed zone is made per test with ldns-keygen and ldns-signzone (Debian: ldn
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import shutil
 import socket
@@ -95,67 +94,62 @@ def ports(n: int, host: str = OTHER[1]):
     return out
 
 
-def test_srv_record_gives_host_and_port(tmp_path):
+def srv(service: str, prio: int, port: int, target: str) -> str:
+    return "local-data: \"_%s._tcp.other.test. 60 IN SRV %d 0 %d %s.\"" % (service, prio, port,
+                                                                         target)
+
+
+def a_record(name: str) -> str:
+    return "local-data: \"%s. 60 IN A %s\"" % (name, OTHER[1])
+
+
+def delivered_through_dns(tmp: Path, records, o_port: int, body: str, log_patterns,
+                          direct_port: int = 0) -> None:
+    """other.test published by `records` (local data for libunbound); its server listens
+    on o_port (STARTTLS) and direct_port (direct TLS, when not 0). A message from kurier.test
+    must arrive, and kurier.test's log must show each of log_patterns."""
     k_port = _free_port(KURIER[1])
-    (o_port,) = ports(1)
-    conf = resolver_file(tmp_path, [
-        "local-zone: \"other.test.\" static",
-        "local-data: \"_xmpp-server._tcp.other.test. 60 IN SRV 0 0 %d xmpp.other.test.\""
-        % o_port,
-        "local-data: \"xmpp.other.test. 60 IN A %s\"" % OTHER[1],
-    ])
-    peer = start_peer(tmp_path, OTHER[0], o_port, k_port)
-    k = start_kurier(tmp_path, k_port, conf)
+    conf = resolver_file(tmp, ["local-zone: \"other.test.\" static"] + list(records))
+    peer = start_peer(tmp, OTHER[0], o_port, k_port, direct_port=direct_port)
+    k = start_kurier(tmp, k_port, conf)
     try:
-        send_across(k, OTHER[0], "found through SRV", peer)
-        wait_log(k, r"connecting to other\.test: xmpp\.other\.test:%d" % o_port)
+        send_across(k, OTHER[0], body, peer)
+        for pattern in log_patterns:
+            wait_log(k, pattern)
     finally:
         stop_server(k)
         stop_server(peer)
+
+
+def test_srv_record_gives_host_and_port(tmp_path):
+    (o_port,) = ports(1)
+    delivered_through_dns(
+        tmp_path, [srv("xmpp-server", 0, o_port, "xmpp.other.test"), a_record("xmpp.other.test")],
+        o_port, "found through SRV", [r"connecting to other\.test: xmpp\.other\.test:%d" % o_port])
 
 
 def test_xmpps_srv_record_means_direct_tls(tmp_path):
-    k_port = _free_port(KURIER[1])
+    # Both services are published; the direct TLS one has the better priority.
     o_port, o_direct = ports(2)
-    conf = resolver_file(tmp_path, [
-        "local-zone: \"other.test.\" static",
-        "local-data: \"_xmpps-server._tcp.other.test. 60 IN SRV 0 0 %d xmpp.other.test.\""
-        % o_direct,
-        "local-data: \"_xmpp-server._tcp.other.test. 60 IN SRV 10 0 %d xmpp.other.test.\""
-        % o_port,
-        "local-data: \"xmpp.other.test. 60 IN A %s\"" % OTHER[1],
-    ])
-    peer = start_peer(tmp_path, OTHER[0], o_port, k_port, direct_port=o_direct)
-    k = start_kurier(tmp_path, k_port, conf)
-    try:
-        send_across(k, OTHER[0], "over direct TLS", peer)
-        wait_log(k, r"connected to other\.test \(xmpp\.other\.test:%d, direct TLS\)" % o_direct)
-    finally:
-        stop_server(k)
-        stop_server(peer)
+    delivered_through_dns(
+        tmp_path, [srv("xmpps-server", 0, o_direct, "xmpp.other.test"),
+                   srv("xmpp-server", 10, o_port, "xmpp.other.test"),
+                   a_record("xmpp.other.test")],
+        o_port, "over direct TLS",
+        [r"connected to other\.test \(xmpp\.other\.test:%d, direct TLS\)" % o_direct],
+        direct_port=o_direct)
 
 
 def test_next_target_after_a_refused_connection(tmp_path):
-    k_port = _free_port(KURIER[1])
+    # Priority 0 is tried first and refuses (nothing listens on `dead`).
     o_port, dead = ports(2)
-    conf = resolver_file(tmp_path, [
-        "local-zone: \"other.test.\" static",
-        # Priority 0 is tried first and refuses (nothing listens on `dead`).
-        "local-data: \"_xmpp-server._tcp.other.test. 60 IN SRV 0 0 %d dead.other.test.\"" % dead,
-        "local-data: \"_xmpp-server._tcp.other.test. 60 IN SRV 5 0 %d xmpp.other.test.\""
-        % o_port,
-        "local-data: \"dead.other.test. 60 IN A %s\"" % OTHER[1],
-        "local-data: \"xmpp.other.test. 60 IN A %s\"" % OTHER[1],
-    ])
-    peer = start_peer(tmp_path, OTHER[0], o_port, k_port)
-    k = start_kurier(tmp_path, k_port, conf)
-    try:
-        send_across(k, OTHER[0], "second target", peer)
-        wait_log(k, r"cannot connect to other\.test \(dead\.other\.test:%d\)" % dead)
-        wait_log(k, r"connecting to other\.test: xmpp\.other\.test:%d" % o_port)
-    finally:
-        stop_server(k)
-        stop_server(peer)
+    delivered_through_dns(
+        tmp_path, [srv("xmpp-server", 0, dead, "dead.other.test"),
+                   srv("xmpp-server", 5, o_port, "xmpp.other.test"),
+                   a_record("dead.other.test"), a_record("xmpp.other.test")],
+        o_port, "second target",
+        [r"cannot connect to other\.test \(dead\.other\.test:%d\)" % dead,
+         r"connecting to other\.test: xmpp\.other\.test:%d" % o_port])
 
 
 def test_no_srv_records_fall_back_to_the_domain_on_5269(tmp_path):
@@ -164,19 +158,8 @@ def test_no_srv_records_fall_back_to_the_domain_on_5269(tmp_path):
             s.bind((OTHER[1], 5269))
         except OSError:
             pytest.skip("%s:5269 is in use on this machine" % OTHER[1])
-    k_port = _free_port(KURIER[1])
-    conf = resolver_file(tmp_path, [
-        "local-zone: \"other.test.\" static",
-        "local-data: \"other.test. 60 IN A %s\"" % OTHER[1],
-    ])
-    peer = start_peer(tmp_path, OTHER[0], 5269, k_port)
-    k = start_kurier(tmp_path, k_port, conf)
-    try:
-        send_across(k, OTHER[0], "plain A record", peer)
-        wait_log(k, r"connecting to other\.test: other\.test:5269")
-    finally:
-        stop_server(k)
-        stop_server(peer)
+    delivered_through_dns(tmp_path, [a_record("other.test")], 5269, "plain A record",
+                          [r"connecting to other\.test: other\.test:5269"])
 
 
 def test_srv_dot_target_means_no_service(tmp_path):

@@ -585,6 +585,48 @@ def test_spoofed_from_domain_is_refused(db_pair):
         p.close()
 
 
+def test_inbound_stream_carries_several_domains(tmp_path):
+    """Piggy-backing (XEP-0220 §4.3): one inbound stream authenticates other.test and then
+    third.test with a second <db:result/>, and carries stanzas from both; a domain it did not
+    authenticate is still refused."""
+    k_port, o_port = _free_port(KURIER[1]), _free_port(OTHER[1])
+    o_dir = tmp_path / "other"
+    o_dir.mkdir()
+    # One authoritative server for both domains, with the secret the raw peer knows.
+    o_cfg = s2s_config(o_port, {KURIER[0]: "%s:%d" % (KURIER[1], k_port)}, require_valid=False,
+                       secret=OTHER_SECRET) % ("%s:%d" % (OTHER[1], o_port))
+    o = start_server(o_dir, o_cfg, accounts=[], domain="other.test, third.test", host=OTHER[1],
+                     tls=make_leaf(tmp_path, OTHER[0]))
+    k_dir = tmp_path / "kurier"
+    k_dir.mkdir()
+    hosts = {d: "%s:%d" % (OTHER[1], o_port) for d in ("other.test", "third.test")}
+    k_cfg = s2s_config(k_port, hosts, require_valid=False) % ("%s:%d" % (KURIER[1], k_port))
+    k = start_server(k_dir, k_cfg, accounts=ACCOUNTS, domain=KURIER[0], host=KURIER[1],
+                     tls=make_leaf(tmp_path, KURIER[0]))
+    alice = login(k, "alice")
+    p = RawPeer(KURIER[1], k_port)
+    try:
+        p.header("other.test", "kurier.test")
+        p.starttls()
+        sid, _ = p.header("other.test", "kurier.test")
+        for domain in ("other.test", "third.test"):
+            key = dialback_key(OTHER_SECRET, "kurier.test", domain, sid)
+            p.send("<db:result from='%s' to='kurier.test'>%s</db:result>" % (domain, key))
+            res = p.read_until(rb"<db:result[^>]*type='[a-z]+'[^>]*/>", timeout=15)
+            assert b"type='valid'" in res and domain.encode() in res, res
+        for frm in ("bob@other.test/x", "carol@third.test/y"):
+            p.send("<message from='%s' to='%s' type='chat'><body>from %s</body></message>"
+                   % (frm, alice.jid, frm))
+            assert alice.wait_message("from %s" % frm, timeout=10).get("from") == frm
+        p.send("<message from='eve@fourth.test' to='%s'><body>x</body></message>" % alice.jid)
+        p.read_until(rb"<invalid-from")
+    finally:
+        p.close()
+        alice.close()
+        stop_server(k)
+        stop_server(o)
+
+
 def test_stanza_before_authentication_is_refused(db_pair):
     k, _ = db_pair
     p = RawPeer(KURIER[1], k.s2s_port)

@@ -25,13 +25,18 @@ def fresh(server, prefix: str = "rost") -> str:
 def login(server, local: str, resource: Optional[str] = None, roster: bool = True,
           presence: bool = True, timeout: float = 5.0):
     """A raw client logged in as local; with roster it asks for the roster first (so it is an
-    "interested resource"), with presence it then sends initial presence."""
+    "interested resource"), with presence it then sends initial presence and makes a round
+    trip (a ping), so that the server counts it as available before another client
+    addresses it (nothing orders two clients' stanzas otherwise)."""
     c = server.raw(timeout=timeout)
     c.login(local, server.password(local), resource=resource or "r" + new_id())
     if roster:
         roster_get(c)
     if presence:
         c.send("<presence/>")
+        # A ping (XEP-0199) answered after the presence: unlike a roster get, it does not
+        # make the resource "interested" (RFC 6121 §2.1.6).
+        c.iq(None, "get", "<ping xmlns='urn:xmpp:ping'/>")
     return c
 
 

@@ -24,8 +24,9 @@
  * holds was vouched for (a right dialback key for the current stream id, or
  * a valid certificate naming the remote domain), so a forged key never
  * authenticates; (5) dialback answers have from, to and type, and
- * valid/invalid ones come from one of our domains; (6) no more than 16 verifications are out at once, and none
- * before TLS or when valid certificates are required; (7) the stream header
+ * valid/invalid ones come from one of our domains; (6) no more than 16
+ * verifications are out at once, and none before TLS or when valid
+ * certificates are required; (7) the stream header
  * we send carries the id we handed out. At the end the silent peer meets
  * the timer: a stream error (not authenticated) or a clean close.
  * Input: byte 0 = flags: bit 0 the input brings its own stream header (else

@@ -116,6 +116,9 @@ void kr__s2s_in_stream_error(kr__s2s_in_stream *s, const char *condition, const 
 
 static void kr_s2s_in_restart(kr__s2s_in_stream *s)
 {
+    /* Answers to verifications of the old stream are void from here on, not only once the
+     * new header gives a new id: written before it, they would land outside any stream. */
+    s->stream_id[0] = '\0';
     s->header_sent = false;
     if (s->in_feed) {
         s->restart = true;

@@ -265,12 +265,15 @@ static void kr_s2s_in_auth(kr__s2s_in_stream *s, kr_arena *a, const kr_xml_node 
         kr_s2s_in_sasl_failure(s, "invalid-mechanism");
         return;
     }
-    /* The authorization identity: empty ("=") or the domain the stream header named. */
+    /* The authorization identity: empty ("=") or the domain the stream header named, compared
+     * and kept prepared like every other domain (a NUL or a space in it is refused). */
     const char *text = kr_xml_text_get(a, e);
     kr_buf authzid = KR_BUF_INIT;
     bool decoded =
         strcmp(text, "=") == 0 || !*text || kr_base64_decode(&authzid, text, strlen(text)) == 0;
-    const char *domain = authzid.len ? authzid.data : s->peer;
+    const char *domain = s->peer;
+    if (decoded && authzid.len && kr_jid_prep_domain(a, authzid.data, authzid.len, &domain) != 0)
+        decoded = false;
     bool ok = decoded && domain && (!s->peer || strcmp(domain, s->peer) == 0) &&
               kr_s2s_in_external_ok(s, domain);
     if (!ok) {

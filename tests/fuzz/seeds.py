@@ -201,6 +201,15 @@ def s2s_seeds():
         s2s_header(), "<auth xmlns='%s' mechanism='EXTERNAL'>%s</auth>" % (SASL, b64("peer.test")),
         "<auth xmlns='%s' mechanism='PLAIN'>AGEAYg==</auth>" % SASL,
         "<abort xmlns='%s'/>" % SASL])
+    no_from = s2s_header().replace(" from='other.test'", "")
+    s2s_write("sasl-external-authzid-no-from", S2S_OWN | S2S_TLS | S2S_CERT, [
+        no_from, "<auth xmlns='%s' mechanism='EXTERNAL'>%s</auth>" % (SASL, b64("PEER.test")),
+        no_from] + [x.replace("other.test", "peer.test") for x in body])
+    for name, authzid in (("nul", "other.test\0evil.test"), ("space", "other.test kurier.test"),
+                          ("upper", "OTHER.TEST")):
+        s2s_write("sasl-external-authzid-" + name, S2S_OWN | S2S_TLS | S2S_CERT, [
+            s2s_header(), "<auth xmlns='%s' mechanism='EXTERNAL'>%s</auth>" % (SASL, b64(authzid)),
+            s2s_header()] + body)
     s2s_write("sasl-external-no-cert", S2S_OWN | S2S_TLS, [
         s2s_header(), "<auth xmlns='%s' mechanism='EXTERNAL'>=</auth>" % SASL] + body)
     s2s_write("sasl-then-dialback", S2S_OWN | S2S_TLS | S2S_CERT, [

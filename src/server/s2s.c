@@ -101,17 +101,6 @@ void kr_s2s_shutdown_worker(kr_worker *w)
 
 /* ---- shared helpers ---------------------------------------------------------------------- */
 
-void kr__s2s_verify_free(kr__s2s_verify *v)
-{
-    if (!v)
-        return;
-    free(v->local);
-    free(v->remote);
-    free(v->id);
-    free(v->key);
-    free(v);
-}
-
 unsigned kr__s2s_owner(const kr_server *srv, const char *local, const char *remote)
 {
     uint32_t h = 2166136261u; /* FNV-1a over "local remote" */
@@ -129,31 +118,6 @@ void kr__s2s_stream_id(char out[33])
     RAND_bytes(rnd, sizeof(rnd));
     for (size_t i = 0; i < sizeof(rnd); i++)
         snprintf(out + 2 * i, 3, "%02x", rnd[i]);
-}
-
-void kr__s2s_header(kr_buf *b, const char *from, const char *to, const char *id)
-{
-    kr_buf_puts(b, "<?xml version='1.0'?><stream:stream xmlns='" KR_NS_SERVER
-                   "' xmlns:stream='" KR_NS_STREAM "' xmlns:db='" KR_NS_DIALBACK "'");
-    if (id)
-        kr_buf_printf(b, " id='%s'", id);
-    kr_buf_puts(b, " from='");
-    kr_xml_escape_attr(b, from, strlen(from));
-    if (to) {
-        kr_buf_puts(b, "' to='");
-        kr_xml_escape_attr(b, to, strlen(to));
-    }
-    kr_buf_puts(b, "' version='1.0'>");
-}
-
-void kr__s2s_to_client_ns(kr_xml_node *e)
-{
-    if (e->type != KR_XML_ELEMENT)
-        return;
-    if (strcmp(e->ns, KR_NS_SERVER) == 0)
-        e->ns = KR_NS_CLIENT;
-    for (kr_xml_node *c = e->children; c; c = c->next)
-        kr__s2s_to_client_ns(c);
 }
 
 bool kr__s2s_cert_ok(kr_conn *c, const char *domain, char *why, size_t whylen)

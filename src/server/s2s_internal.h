@@ -18,6 +18,7 @@
 #include "server/conn.h"
 #include "server/dialback.h"
 #include "server/server.h"
+#include "xml/tree.h"
 
 #define KR_NS_SERVER "jabber:server"
 

@@ -6,11 +6,14 @@ Each seed is named seed-<what> and carries the small binary prefix its harness r
 (see the comment at the top of each fuzz_<target>.c). The XMPP streams are the ones
 tests/integration/xmpp_raw.py and the integration tests send; the JIDs are RFC 7622 §3.5's
 examples (valid and invalid) and a few of our own; the SCRAM exchanges are RFC 5802 §5 and
-RFC 7677 §3; the configurations are examples/kurierd.yml and variants. Inputs libFuzzer adds
+RFC 7677 §3; the configurations are examples/kurierd.yml and variants; the s2s exchanges
+are those tests/integration/test_s2s.py sends, with dialback keys computed as dialback.c does. Inputs libFuzzer adds
 later have hash names and are left alone. Run from anywhere: python3 tests/fuzz/seeds.py
 """
 
 import base64
+import hashlib
+import hmac
 import os
 import struct
 
@@ -120,6 +123,180 @@ def c2s_seeds():
     for name, s in HOSTILE.items():
         data = s if isinstance(s, bytes) else s.encode()
         write("c2s_session", "hostile-" + name, b"\x01\x00\x00" + data)
+
+
+# ---- inbound s2s (fuzz_s2s_in.c: flags, then the feed split; 0x01 0x00 = one feed per line) --
+S2S_OWN, S2S_TLS, S2S_CERT, S2S_REQUIRE, S2S_PREAUTH = 1, 2, 4, 8, 16
+S2S_END, S2S_NEVER, S2S_UNREACHABLE = 1 << 5, 2 << 5, 3 << 5
+NS_DB = "jabber:server:dialback"
+
+
+def s2s_header(frm="other.test", to="kurier.test"):
+    """RawPeer.header() of tests/integration/test_s2s.py."""
+    return ("<?xml version='1.0'?><stream:stream xmlns='jabber:server' "
+            "xmlns:stream='%s' xmlns:db='%s' from='%s' to='%s' version='1.0'>"
+            % (NS_STREAM, NS_DB, frm, to))
+
+
+def s2s_id(n):
+    """The n-th stream id the harness hands out (1 for the first header we send)."""
+    return "%032x" % n
+
+
+def dialback_key(secret, receiving, originating, stream_id):
+    """XEP-0185 as src/server/dialback.c computes it."""
+    prepared = hashlib.sha256(secret.encode()).hexdigest().encode()
+    msg = ("%s %s %s" % (receiving, originating, stream_id)).encode()
+    return hmac.new(prepared, msg, hashlib.sha256).hexdigest()
+
+
+def other_key(receiving, originating, n):
+    """A right key of a remote domain (its secret in the harness is 'other secret')."""
+    return dialback_key("other secret", receiving, originating, s2s_id(n))
+
+
+def db_result(frm, to, key):
+    return "<db:result from='%s' to='%s'>%s</db:result>" % (frm, to, key)
+
+
+S2S_STANZAS = [
+    "<message from='bob@other.test/phone' to='alice@kurier.test' type='chat' id='m1'>"
+    "<body>Hello &amp; &lt;welcome&gt;</body></message>",
+    "<presence from='bob@other.test/phone' to='alice@kurier.test' type='subscribe'/>",
+    "<presence from='bob@other.test/phone' to='alice@kurier.test'><show>dnd</show></presence>",
+    "<iq from='other.test' to='kurier.test' type='get' id='v1'>"
+    "<query xmlns='jabber:iq:version'/></iq>",
+    "<iq from='bob@other.test/phone' to='alice@kurier.test/fuzz' type='result' id='r1'/>",
+    "<iq from='bob@other.test/phone' to='alice@kurier.test' type='set' id='i2'/>",
+    "<message from='bob@other.test' to='alice@kurier.test' type='bogus'><body>x</body></message>",
+    "<message from='bob@other.test' to='kurier.test' type='error' id='e1'><error type='cancel'>"
+    "<item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>",
+]
+
+
+def s2s_write(name, flags, lines, split=b"\x01\x00"):
+    write("s2s_in", name, bytes([flags]) + split + "\n".join(lines).encode())
+
+
+def s2s_seeds():
+    body = S2S_STANZAS + ["</stream:stream>"]
+    # The exchanges of tests/integration/test_s2s.py, as a peer sends them.
+    s2s_write("starttls-dialback", S2S_OWN, [
+        s2s_header(), "<starttls xmlns='%s'/>" % TLS, s2s_header(),
+        db_result("other.test", "kurier.test", other_key("kurier.test", "other.test", 2))] + body)
+    s2s_write("starttls-dialback-split", S2S_OWN, [
+        s2s_header(), "<starttls xmlns='%s'/>" % TLS, s2s_header(),
+        db_result("other.test", "kurier.test", other_key("kurier.test", "other.test", 2))] + body,
+        split=b"\x2a\x01")
+    s2s_write("direct-tls-dialback", S2S_TLS, [
+        "", db_result("other.test", "kurier.test", other_key("kurier.test", "other.test", 1))]
+        + body)
+    s2s_write("sasl-external", S2S_OWN | S2S_TLS | S2S_CERT, [
+        s2s_header(), "<auth xmlns='%s' mechanism='EXTERNAL'>=</auth>" % SASL, s2s_header()]
+        + body)
+    s2s_write("sasl-external-authzid", S2S_OWN | S2S_TLS | S2S_CERT, [
+        s2s_header(), "<auth xmlns='%s' mechanism='EXTERNAL'>%s</auth>" % (SASL, b64("other.test")),
+        s2s_header()] + body)
+    s2s_write("sasl-external-other-name", S2S_OWN | S2S_TLS | S2S_CERT, [
+        s2s_header(), "<auth xmlns='%s' mechanism='EXTERNAL'>%s</auth>" % (SASL, b64("peer.test")),
+        "<auth xmlns='%s' mechanism='PLAIN'>AGEAYg==</auth>" % SASL,
+        "<abort xmlns='%s'/>" % SASL])
+    no_from = s2s_header().replace(" from='other.test'", "")
+    s2s_write("sasl-external-authzid-no-from", S2S_OWN | S2S_TLS | S2S_CERT, [
+        no_from, "<auth xmlns='%s' mechanism='EXTERNAL'>%s</auth>" % (SASL, b64("PEER.test")),
+        no_from] + [x.replace("other.test", "peer.test") for x in body])
+    for name, authzid in (("nul", "other.test\0evil.test"), ("space", "other.test kurier.test"),
+                          ("upper", "OTHER.TEST")):
+        s2s_write("sasl-external-authzid-" + name, S2S_OWN | S2S_TLS | S2S_CERT, [
+            s2s_header(), "<auth xmlns='%s' mechanism='EXTERNAL'>%s</auth>" % (SASL, b64(authzid)),
+            s2s_header()] + body)
+    s2s_write("sasl-external-no-cert", S2S_OWN | S2S_TLS, [
+        s2s_header(), "<auth xmlns='%s' mechanism='EXTERNAL'>=</auth>" % SASL] + body)
+    s2s_write("sasl-then-dialback", S2S_OWN | S2S_TLS | S2S_CERT, [
+        s2s_header(), "<auth xmlns='%s' mechanism='EXTERNAL'></auth>" % SASL, s2s_header(),
+        db_result("peer.test", "second.test", other_key("second.test", "peer.test", 2)),
+        "<message from='a@peer.test' to='b@second.test'><body>x</body></message>"] + body)
+    s2s_write("forged-key", S2S_OWN | S2S_TLS, [
+        s2s_header(), db_result("other.test", "kurier.test", "ab" * 32)] + body)
+    s2s_write("stale-key", S2S_OWN, [
+        s2s_header(), "<starttls xmlns='%s'/>" % TLS, s2s_header(),
+        db_result("other.test", "kurier.test", other_key("kurier.test", "other.test", 1))] + body)
+    s2s_write("multiplex", S2S_OWN | S2S_TLS, [
+        s2s_header(),
+        db_result("other.test", "kurier.test", other_key("kurier.test", "other.test", 1)),
+        db_result("peer.test", "second.test", other_key("second.test", "peer.test", 1)),
+        db_result("peer.test", "kurier.test", "00" * 32),
+        "<message from='x@peer.test' to='y@second.test'><body>x</body></message>",
+        "<message from='x@peer.test' to='y@kurier.test'><body>spoofed</body></message>"])
+    s2s_write("late-answer-after-restart", S2S_OWN | S2S_TLS | S2S_CERT | S2S_END, [
+        s2s_header(),
+        db_result("other.test", "kurier.test", other_key("kurier.test", "other.test", 1)),
+        "<auth xmlns='%s' mechanism='EXTERNAL'>=</auth>" % SASL, s2s_header()] + body)
+    s2s_write("answer-at-end", S2S_OWN | S2S_TLS | S2S_END, [
+        s2s_header(),
+        db_result("other.test", "kurier.test", other_key("kurier.test", "other.test", 1))])
+    s2s_write("never-answered", S2S_TLS | S2S_NEVER, [
+        "", db_result("other.test", "kurier.test", other_key("kurier.test", "other.test", 1))]
+        + body)
+    s2s_write("unreachable", S2S_TLS | S2S_UNREACHABLE, [
+        "", db_result("other.test", "kurier.test", "ab" * 32)] + body)
+    s2s_write("require-valid-certificates", S2S_OWN | S2S_TLS | S2S_REQUIRE, [
+        s2s_header(), db_result("other.test", "kurier.test", "ab" * 32)] + body)
+    s2s_write("pending-limit", S2S_TLS | S2S_NEVER, [""] + [
+        db_result("d%d.test" % i, "kurier.test", "%064x" % i) for i in range(20)])
+    our_key = dialback_key("fuzz secret", "other.test", "kurier.test", "abc")
+    s2s_write("db-verify", S2S_TLS, ["",
+        "<db:verify from='other.test' to='kurier.test' id='abc'>%s</db:verify>" % our_key,
+        "<db:verify from='other.test' to='kurier.test' id='abd'>%s</db:verify>" % our_key,
+        "<db:verify from='other.test' to='nobody.test' id='x'>k</db:verify>",
+        "<db:verify from='other.test' to='kurier.test' id='&apos;&lt;'>bad</db:verify>",
+        "<db:verify from='other.test' to='kurier.test' id='x' type='valid'/>",
+        "<db:result from='other.test' to='nobody.test'>k</db:result>",
+        "<db:result from='other.test' to='kurier.test' type='valid'/>"])
+    s2s_write("preauth-stanzas", S2S_PREAUTH, [""] + S2S_STANZAS + [
+        "<message from='mallory@evil.test' to='alice@kurier.test'><body>x</body></message>"])
+    s2s_write("preauth-bad-stanzas", S2S_PREAUTH, ["",
+        "<message to='alice@kurier.test'/>",
+        "<message from='bob@other.test' to='alice@elsewhere.test'/>",
+        "<message from='not a jid@@other.test' to='alice@kurier.test'/>",
+        "<message xmlns='jabber:client' from='bob@other.test' to='alice@kurier.test'/>",
+        "<iq from='bob@other.test' to='alice@kurier.test' type='get'/>",
+        "<foo xmlns='urn:example'/>"], split=b"\x00\x00")
+    s2s_write("restart-changes-domains", S2S_OWN | S2S_TLS | S2S_CERT, [
+        s2s_header(), "<auth xmlns='%s' mechanism='EXTERNAL'>=</auth>" % SASL,
+        s2s_header("peer.test", "kurier.test")])
+    # test_inbound_hostile_input_gets_a_stream_error and test_inbound_hostile_after_tls.
+    hostile = {
+        "a": "<a><</a>",
+        "client-ns": "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='%s' "
+                     "to='kurier.test' version='1.0'>" % NS_STREAM,
+        "host-unknown": "<stream:stream xmlns='jabber:server' xmlns:stream='%s' "
+                        "to='elsewhere.test' version='1.0'>" % NS_STREAM,
+        "no-to": "<stream:stream xmlns='jabber:server' xmlns:stream='%s' version='1.0'>"
+                 % NS_STREAM,
+        "bad-from": "<stream:stream xmlns='jabber:server' xmlns:stream='%s' from='bad..domain' "
+                    "to='kurier.test' version='1.0'>" % NS_STREAM,
+        "verify-before-tls": s2s_header() +
+        "<db:verify from='other.test' to='kurier.test'>x</db:verify>",
+        "auth-before-tls": s2s_header() +
+        "<auth xmlns='%s' mechanism='EXTERNAL'>=</auth>" % SASL,
+        "doctype": s2s_header() + "<!DOCTYPE x>",
+    }
+    for name, data in hostile.items():
+        write("s2s_in", "hostile-" + name, bytes([S2S_OWN]) + b"\x00\x00" + data.encode())
+    after_tls = {
+        "result-no-addresses": "<db:result>%s</db:result>" % ("ab" * 32),
+        "verify-no-id": "<db:verify from='other.test' to='kurier.test'>x</db:verify>",
+        "result-not-served": "<db:result from='other.test' to='nobody.test'>k</db:result>",
+        "verify-bad-key": "<db:verify from='other.test' to='kurier.test' id='x'>bad</db:verify>",
+        "unknown": "<foo xmlns='urn:example'/>",
+        "stanza-unauthenticated": S2S_STANZAS[0],
+        "result-empty-key": "<db:result from='other.test' to='kurier.test'/>",
+        "result-bad-from": "<db:result from='a@b/c' to='kurier.test'>k</db:result>",
+        "many-attrs": "<message " + " ".join("a%d='%d'" % (i, i) for i in range(80)) + "/>",
+    }
+    for name, data in after_tls.items():
+        write("s2s_in", "hostile-tls-" + name, bytes([S2S_TLS]) + b"\x00\x00" + data.encode())
 
 
 def xml_seeds():
@@ -275,3 +452,4 @@ if __name__ == "__main__":
     jid_seeds()
     scram_seeds()
     config_seeds()
+    s2s_seeds()

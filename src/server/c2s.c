@@ -118,8 +118,7 @@ static void kr_c2s_write_header(kr_c2s *c, kr_buf *b, const char *peer_from)
 {
     unsigned char rnd[16];
     RAND_bytes(rnd, sizeof(rnd));
-    for (size_t i = 0; i < sizeof(rnd); i++)
-        snprintf(c->stream_id + 2 * i, 3, "%02x", rnd[i]);
+    kr_hex_encode(c->stream_id, rnd, sizeof(rnd));
     const char *from = c->domain ? c->domain : c->srv->cfg->domains[0];
     kr_buf_puts(b, "<?xml version='1.0'?><stream:stream xmlns='" KR_NS_CLIENT
                    "' xmlns:stream='" KR_NS_STREAM "' id='");
@@ -645,13 +644,13 @@ static void kr_c2s_iq_error(kr_c2s *c, const char *id, const char *condition)
     kr_c2s_send_buf(c, &b);
 }
 
-static void kr_c2s_random_resource(char *out, size_t len)
+/* "kurier-" and 16 hex digits: out holds at least 24 bytes. */
+static void kr_c2s_random_resource(char out[static 24])
 {
     unsigned char rnd[8];
     RAND_bytes(rnd, sizeof(rnd));
-    size_t n = (size_t)snprintf(out, len, "kurier-");
-    for (size_t i = 0; i < sizeof(rnd) && n + 2 < len; i++, n += 2)
-        snprintf(out + n, 3, "%02x", rnd[i]);
+    memcpy(out, "kurier-", 7);
+    kr_hex_encode(out + 7, rnd, sizeof(rnd));
 }
 
 /* Parse the full JID once, as kr_stanza_decode would parse the stamped 'from' of every
@@ -689,7 +688,7 @@ static void kr_c2s_bind(kr_c2s *c, kr_arena *a, const char *id, const kr_xml_nod
             return;
         }
     } else {
-        kr_c2s_random_resource(generated, sizeof(generated));
+        kr_c2s_random_resource(generated);
         resource = generated;
     }
     c->resource = kr_xstrdup(resource);

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/base64.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "net/certid.h"
@@ -127,8 +128,7 @@ void kr__s2s_stream_id(char out[33])
 {
     unsigned char rnd[16];
     RAND_bytes(rnd, sizeof(rnd));
-    for (size_t i = 0; i < sizeof(rnd); i++)
-        snprintf(out + 2 * i, 3, "%02x", rnd[i]);
+    kr_hex_encode(out, rnd, sizeof(rnd));
 }
 
 void kr__s2s_header(kr_buf *b, const char *from, const char *to, const char *id)

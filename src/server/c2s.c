@@ -69,7 +69,8 @@ typedef struct kr_c2s {
     bool in_feed;      /* inside kr_xml_parser_feed(): restarts must be deferred */
     bool restart;      /* reset the parser when the current feed returns */
     bool trimmed;      /* idle memory given back; the timer need not look again */
-    kr_scram_cb_data cb;
+    kr_scram_cb_data cb; /* tls-exporter filled in only when a -PLUS exchange starts */
+    bool cb_exporter;    /* tls-exporter can be derived on this connection */
     /* SASL exchange */
     kr_sasl_mech mech;
     bool sasl_waiting; /* a storage job for this exchange is out */
@@ -152,7 +153,7 @@ static void kr_c2s_stream_error(kr_c2s *c, const char *condition, const char *te
 
 static void kr_c2s_features_sasl(kr_c2s *c, kr_buf *b)
 {
-    bool plus = c->cb.tls_exporter_len || c->cb.tls_server_end_point_len || c->cb.tls_unique_len;
+    bool plus = c->cb_exporter || c->cb.tls_server_end_point_len || c->cb.tls_unique_len;
     kr_buf_puts(b, "<mechanisms xmlns='" KR_NS_SASL "'>");
     if (plus)
         kr_buf_puts(b, "<mechanism>SCRAM-SHA-256-PLUS</mechanism>"
@@ -165,7 +166,7 @@ static void kr_c2s_features_sasl(kr_c2s *c, kr_buf *b)
         return;
     /* XEP-0440: tell the client which channel bindings we support on this connection. */
     kr_buf_puts(b, "<sasl-channel-binding xmlns='" KR_NS_SASL_CB "'>");
-    if (c->cb.tls_exporter_len)
+    if (c->cb_exporter)
         kr_buf_puts(b, "<channel-binding type='tls-exporter'/>");
     if (c->cb.tls_server_end_point_len)
         kr_buf_puts(b, "<channel-binding type='tls-server-end-point'/>");
@@ -458,6 +459,11 @@ static void kr_c2s_scram_step(kr_c2s *c, kr_arena *a, const char *data, size_t l
 {
     if (!c->scram) {
         bool plus = strstr(c->mech_name, "-PLUS") != NULL;
+        /* Derived here rather than after every handshake: most logins never bind to it. If
+         * it fails, len stays 0 and a client asking for it is refused like any binding
+         * this connection cannot provide. */
+        if (plus && c->cb_exporter && !c->cb.tls_exporter_len)
+            kr_tls_cb_exporter(c->conn->tls, &c->cb);
         c->scram = kr_scram_server_new(c->scram_hash, plus, true, &c->cb, NULL);
         kr_scram_status st = kr_scram_server_client_first(c->scram, data, len);
         if (st != KR_SCRAM_CONTINUE) {
@@ -920,6 +926,7 @@ static void kr_c2s_on_tls_ready(kr_conn *conn)
     kr_c2s *c = conn->proto;
     c->tls = true;
     kr_tls_cb_data(conn->tls, &c->cb);
+    c->cb_exporter = kr_tls_exporter_available(conn->tls);
 }
 
 static void kr_c2s_on_timer(kr_conn *conn)

@@ -27,7 +27,6 @@
 #include "server/c2s.h"
 
 #include <openssl/crypto.h>
-#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +39,7 @@
 #include "server/conn.h"
 #include "server/limits.h"
 #include "server/modules.h"
+#include "server/random.h"
 #include "server/router.h"
 #include "server/session.h"
 #include "server/sessions.h"
@@ -118,7 +118,7 @@ static void kr_c2s_send_buf(kr_c2s *c, kr_buf *b)
 static void kr_c2s_write_header(kr_c2s *c, kr_buf *b, const char *peer_from)
 {
     unsigned char rnd[16];
-    RAND_bytes(rnd, sizeof(rnd));
+    kr_random_public(rnd, sizeof(rnd));
     kr_hex_encode(c->stream_id, rnd, sizeof(rnd));
     const char *from = c->domain ? c->domain : c->srv->cfg->domains[0];
     kr_buf_puts(b, "<?xml version='1.0'?><stream:stream xmlns='" KR_NS_CLIENT
@@ -654,7 +654,7 @@ static void kr_c2s_iq_error(kr_c2s *c, const char *id, const char *condition)
 static void kr_c2s_random_resource(char out[static 24])
 {
     unsigned char rnd[8];
-    RAND_bytes(rnd, sizeof(rnd));
+    kr_random_public(rnd, sizeof(rnd));
     memcpy(out, "kurier-", 7);
     kr_hex_encode(out + 7, rnd, sizeof(rnd));
 }

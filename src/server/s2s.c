@@ -23,6 +23,7 @@
 #include "core/log.h"
 #include "net/certid.h"
 #include "net/resolver.h"
+#include "server/random.h"
 #include "server/router.h"
 #include "server/s2s_internal.h"
 #include "xml/parser.h"
@@ -127,7 +128,7 @@ unsigned kr__s2s_owner(const kr_server *srv, const char *local, const char *remo
 void kr__s2s_stream_id(char out[33])
 {
     unsigned char rnd[16];
-    RAND_bytes(rnd, sizeof(rnd));
+    kr_random_public(rnd, sizeof(rnd));
     kr_hex_encode(out, rnd, sizeof(rnd));
 }
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: AGPL-3.0-or-later
  *
- * Strict base64 encoder/decoder (see base64.h).
+ * Strict base64 encoder/decoder and a hex encoder (see base64.h).
  */
 #include "core/base64.h"
 
@@ -86,4 +86,15 @@ bad:
     out->len = start;
     out->data[out->len] = '\0';
     return KR_EINVAL;
+}
+
+void kr_hex_encode(char *out, const void *data, size_t len)
+{
+    static const char digits[] = "0123456789abcdef";
+    const unsigned char *p = data;
+    for (size_t i = 0; i < len; i++) {
+        *out++ = digits[p[i] >> 4];
+        *out++ = digits[p[i] & 15];
+    }
+    *out = '\0';
 }

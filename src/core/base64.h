@@ -2,6 +2,7 @@
  *
  * Base64 (RFC 4648 §4) as SASL needs it: strict decoding (padding required,
  * no whitespace, no characters outside the alphabet) per RFC 6120 §6.4.2.
+ * Also lowercase hex (RFC 4648 §8), for random identifiers (stream ids, resources).
  */
 #ifndef KR_CORE_BASE64_H
 #define KR_CORE_BASE64_H
@@ -13,5 +14,7 @@
 void kr_base64_encode(kr_buf *out, const void *data, size_t len);
 /** Appends the decoded bytes to out; returns 0 or KR_EINVAL (out unchanged). */
 int kr_base64_decode(kr_buf *out, const char *in, size_t len);
+/** Writes 2 * len lowercase hex digits and a NUL to out (which holds 2 * len + 1 bytes). */
+void kr_hex_encode(char *out, const void *data, size_t len);
 
 #endif

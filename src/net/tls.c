@@ -359,17 +359,28 @@ const char *kr_tls_cipher(const kr_tls *t)
     return SSL_get_cipher_name(t->ssl);
 }
 
+bool kr_tls_exporter_available(const kr_tls *t)
+{
+    /* RFC 9266 §2: tls-exporter needs TLS 1.3 or the extended master secret (RFC 7627). */
+    return SSL_version(t->ssl) >= TLS1_3_VERSION || SSL_get_extms_support(t->ssl) == 1;
+}
+
+int kr_tls_cb_exporter(kr_tls *t, kr_scram_cb_data *out)
+{
+    static const char label[] = "EXPORTER-Channel-Binding";
+    unsigned char value[32];
+    if (!kr_tls_exporter_available(t) ||
+        SSL_export_keying_material(t->ssl, value, sizeof(value), label, sizeof(label) - 1, NULL,
+                                   0, 0) != 1)
+        return -1;
+    memcpy(out->tls_exporter, value, sizeof(value));
+    out->tls_exporter_len = sizeof(value);
+    return 0;
+}
+
 void kr_tls_cb_data(kr_tls *t, kr_scram_cb_data *out)
 {
     memset(out, 0, sizeof(*out));
-    int version = SSL_version(t->ssl);
-    /* RFC 9266 §2: tls-exporter needs TLS 1.3 or the extended master secret (RFC 7627). */
-    if (version >= TLS1_3_VERSION || SSL_get_extms_support(t->ssl) == 1) {
-        static const char label[] = "EXPORTER-Channel-Binding";
-        if (SSL_export_keying_material(t->ssl, out->tls_exporter, 32, label, sizeof(label) - 1,
-                                       NULL, 0, 0) == 1)
-            out->tls_exporter_len = 32;
-    }
     if (t->ctx->end_point_len <= sizeof(out->tls_server_end_point)) {
         memcpy(out->tls_server_end_point, t->ctx->end_point, t->ctx->end_point_len);
         out->tls_server_end_point_len = t->ctx->end_point_len;

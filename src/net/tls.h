@@ -4,10 +4,10 @@
  * I/O stays in libuv. The server context enforces the security defaults of
  * DESIGN.md: TLS 1.2 minimum, ECDHE key exchange with AEAD ciphers only
  * (TLS 1.3 suites are all AEAD and forward-secret), no compression, no
- * renegotiation. After the handshake, kr_tls_cb_data() gives the channel
- * binding values SCRAM-PLUS needs: tls-exporter (RFC 9266; TLS 1.3, or 1.2
- * with extended master secret), tls-server-end-point (RFC 5929 §4) and
- * tls-unique (RFC 5929 §3; TLS 1.2 only).
+ * renegotiation. After the handshake, kr_tls_cb_data() and kr_tls_cb_exporter()
+ * give the channel binding values SCRAM-PLUS needs: tls-exporter (RFC 9266; TLS
+ * 1.3, or 1.2 with extended master secret), tls-server-end-point (RFC 5929 §4)
+ * and tls-unique (RFC 5929 §3; TLS 1.2 only).
  * Server-to-server streams add the client side (kr_tls_ctx_new_client,
  * kr_tls_new_client with SNI) and peer certificates on both sides: a context
  * with kr_tls_ctx_verify_peers() asks for the peer's certificate and checks
@@ -81,8 +81,17 @@ bool kr_tls_handshake_done(const kr_tls *t);
 /** "TLSv1.3" etc. and the cipher name, for debug logs. */
 const char *kr_tls_version(const kr_tls *t);
 const char *kr_tls_cipher(const kr_tls *t);
-/** Channel binding data of this connection (only meaningful after the handshake). */
+/** Channel binding data of this connection that costs nothing to collect (only meaningful
+ * after the handshake): tls-server-end-point and tls-unique. tls-exporter is a key
+ * derivation, so it is left empty (len 0) here and derived only by kr_tls_cb_exporter(),
+ * when a -PLUS exchange actually starts; kr_tls_exporter_available() says whether it can. */
 void kr_tls_cb_data(kr_tls *t, kr_scram_cb_data *out);
+/** Whether tls-exporter (RFC 9266 §2: TLS 1.3, or TLS 1.2 with the extended master
+ * secret of RFC 7627) can be derived on this connection. */
+bool kr_tls_exporter_available(const kr_tls *t);
+/** Derive tls-exporter into out->tls_exporter. Returns 0, or -1 (out unchanged) when it is
+ * unavailable or the derivation fails. */
+int kr_tls_cb_exporter(kr_tls *t, kr_scram_cb_data *out);
 /** True when the peer presented a certificate whose chain verified; otherwise, when why is
  * given, it gets the reason ("no certificate", OpenSSL's verify error text). Identity is
  * not checked here (certid.h). */

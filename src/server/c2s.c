@@ -27,7 +27,6 @@
 #include "server/c2s.h"
 
 #include <openssl/crypto.h>
-#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +39,7 @@
 #include "server/conn.h"
 #include "server/limits.h"
 #include "server/modules.h"
+#include "server/random.h"
 #include "server/router.h"
 #include "server/session.h"
 #include "server/sessions.h"
@@ -69,7 +69,8 @@ typedef struct kr_c2s {
     bool in_feed;      /* inside kr_xml_parser_feed(): restarts must be deferred */
     bool restart;      /* reset the parser when the current feed returns */
     bool trimmed;      /* idle memory given back; the timer need not look again */
-    kr_scram_cb_data cb;
+    kr_scram_cb_data cb; /* tls-exporter filled in only when a -PLUS exchange starts */
+    bool cb_exporter;    /* tls-exporter can be derived on this connection */
     /* SASL exchange */
     kr_sasl_mech mech;
     bool sasl_waiting; /* a storage job for this exchange is out */
@@ -117,9 +118,8 @@ static void kr_c2s_send_buf(kr_c2s *c, kr_buf *b)
 static void kr_c2s_write_header(kr_c2s *c, kr_buf *b, const char *peer_from)
 {
     unsigned char rnd[16];
-    RAND_bytes(rnd, sizeof(rnd));
-    for (size_t i = 0; i < sizeof(rnd); i++)
-        snprintf(c->stream_id + 2 * i, 3, "%02x", rnd[i]);
+    kr_random_public(rnd, sizeof(rnd));
+    kr_hex_encode(c->stream_id, rnd, sizeof(rnd));
     const char *from = c->domain ? c->domain : c->srv->cfg->domains[0];
     kr_buf_puts(b, "<?xml version='1.0'?><stream:stream xmlns='" KR_NS_CLIENT
                    "' xmlns:stream='" KR_NS_STREAM "' id='");
@@ -153,7 +153,7 @@ static void kr_c2s_stream_error(kr_c2s *c, const char *condition, const char *te
 
 static void kr_c2s_features_sasl(kr_c2s *c, kr_buf *b)
 {
-    bool plus = c->cb.tls_exporter_len || c->cb.tls_server_end_point_len || c->cb.tls_unique_len;
+    bool plus = c->cb_exporter || c->cb.tls_server_end_point_len || c->cb.tls_unique_len;
     kr_buf_puts(b, "<mechanisms xmlns='" KR_NS_SASL "'>");
     if (plus)
         kr_buf_puts(b, "<mechanism>SCRAM-SHA-256-PLUS</mechanism>"
@@ -166,7 +166,7 @@ static void kr_c2s_features_sasl(kr_c2s *c, kr_buf *b)
         return;
     /* XEP-0440: tell the client which channel bindings we support on this connection. */
     kr_buf_puts(b, "<sasl-channel-binding xmlns='" KR_NS_SASL_CB "'>");
-    if (c->cb.tls_exporter_len)
+    if (c->cb_exporter)
         kr_buf_puts(b, "<channel-binding type='tls-exporter'/>");
     if (c->cb.tls_server_end_point_len)
         kr_buf_puts(b, "<channel-binding type='tls-server-end-point'/>");
@@ -459,6 +459,11 @@ static void kr_c2s_scram_step(kr_c2s *c, kr_arena *a, const char *data, size_t l
 {
     if (!c->scram) {
         bool plus = strstr(c->mech_name, "-PLUS") != NULL;
+        /* Derived here rather than after every handshake: most logins never bind to it. If
+         * it fails, len stays 0 and a client asking for it is refused like any binding
+         * this connection cannot provide. */
+        if (plus && c->cb_exporter && !c->cb.tls_exporter_len)
+            kr_tls_cb_exporter(c->conn->tls, &c->cb);
         c->scram = kr_scram_server_new(c->scram_hash, plus, true, &c->cb, NULL);
         kr_scram_status st = kr_scram_server_client_first(c->scram, data, len);
         if (st != KR_SCRAM_CONTINUE) {
@@ -645,13 +650,13 @@ static void kr_c2s_iq_error(kr_c2s *c, const char *id, const char *condition)
     kr_c2s_send_buf(c, &b);
 }
 
-static void kr_c2s_random_resource(char *out, size_t len)
+/* "kurier-" and 16 hex digits: out holds at least 24 bytes. */
+static void kr_c2s_random_resource(char out[static 24])
 {
     unsigned char rnd[8];
-    RAND_bytes(rnd, sizeof(rnd));
-    size_t n = (size_t)snprintf(out, len, "kurier-");
-    for (size_t i = 0; i < sizeof(rnd) && n + 2 < len; i++, n += 2)
-        snprintf(out + n, 3, "%02x", rnd[i]);
+    kr_random_public(rnd, sizeof(rnd));
+    memcpy(out, "kurier-", 7);
+    kr_hex_encode(out + 7, rnd, sizeof(rnd));
 }
 
 /* Parse the full JID once, as kr_stanza_decode would parse the stamped 'from' of every
@@ -689,7 +694,7 @@ static void kr_c2s_bind(kr_c2s *c, kr_arena *a, const char *id, const kr_xml_nod
             return;
         }
     } else {
-        kr_c2s_random_resource(generated, sizeof(generated));
+        kr_c2s_random_resource(generated);
         resource = generated;
     }
     c->resource = kr_xstrdup(resource);
@@ -905,6 +910,7 @@ static void kr_c2s_on_tls_ready(kr_conn *conn)
     kr_c2s *c = conn->proto;
     c->tls = true;
     kr_tls_cb_data(conn->tls, &c->cb);
+    c->cb_exporter = kr_tls_exporter_available(conn->tls);
 }
 
 static void kr_c2s_on_timer(kr_conn *conn)

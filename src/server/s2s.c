@@ -18,10 +18,12 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/base64.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "net/certid.h"
 #include "net/resolver.h"
+#include "server/random.h"
 #include "server/router.h"
 #include "server/s2s_internal.h"
 #include "xml/parser.h"
@@ -115,9 +117,8 @@ unsigned kr__s2s_owner(const kr_server *srv, const char *local, const char *remo
 void kr__s2s_stream_id(char out[33])
 {
     unsigned char rnd[16];
-    RAND_bytes(rnd, sizeof(rnd));
-    for (size_t i = 0; i < sizeof(rnd); i++)
-        snprintf(out + 2 * i, 3, "%02x", rnd[i]);
+    kr_random_public(rnd, sizeof(rnd));
+    kr_hex_encode(out, rnd, sizeof(rnd));
 }
 
 bool kr__s2s_cert_ok(kr_conn *c, const char *domain, char *why, size_t whylen)

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: AGPL-3.0-or-later
  *
  * Unit tests of src/core: arena, growable and refcounted buffers, strict
- * base64 (RFC 4648 test vectors), the hash maps (including deletion that
+ * base64 (RFC 4648 test vectors), hex, the hash maps (including deletion that
  * must keep probe chains intact), error texts and log level names.
  */
 #include <setjmp.h>
@@ -109,6 +109,26 @@ static void base64_matches_rfc4648_vectors(void **state)
     }
 }
 
+static void hex_encodes_every_byte_value(void **state)
+{
+    (void)state;
+    /* RFC 4648 §10 vector, then all 256 byte values against snprintf's %02x. */
+    char out[2 * 256 + 1];
+    kr_hex_encode(out, "foobar", 6);
+    assert_string_equal(out, "666f6f626172");
+    kr_hex_encode(out, "", 0);
+    assert_string_equal(out, "");
+    unsigned char all[256];
+    char want[2 * 256 + 1];
+    for (size_t i = 0; i < sizeof(all); i++) {
+        all[i] = (unsigned char)i;
+        snprintf(want + 2 * i, 3, "%02x", (unsigned)i);
+    }
+    memset(out, 'X', sizeof(out));
+    kr_hex_encode(out, all, sizeof(all));
+    assert_string_equal(out, want);
+}
+
 static void base64_rejects_non_canonical_input(void **state)
 {
     static const char *const bad[] = {"Zg",   "Zg=",  "Z===", "Zm9v\n", "Zm 9", "Zg==Zg==",
@@ -205,6 +225,7 @@ int main(void)
         cmocka_unit_test(rbuf_is_freed_with_last_reference),
         cmocka_unit_test(base64_matches_rfc4648_vectors),
         cmocka_unit_test(base64_rejects_non_canonical_input),
+        cmocka_unit_test(hex_encodes_every_byte_value),
         cmocka_unit_test(u64map_survives_interleaved_deletes),
         cmocka_unit_test(strmap_copies_keys_and_deletes),
         cmocka_unit_test(errors_and_log_levels_have_names),

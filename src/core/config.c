@@ -18,6 +18,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -915,9 +916,13 @@ static int kr_cfg_parse(kr_cfg_ctx *x, yaml_parser_t *p, const char *yaml, size_
 
 /* ---- defaults and resolution ---- */
 
+/* The CPUs this process may run on (a cpuset or taskset narrows them), else the online ones. */
 static unsigned kr_cfg_cpu_count(void)
 {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    cpu_set_t set;
+    long n = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 0;
+    if (n < 1)
+        n = sysconf(_SC_NPROCESSORS_ONLN);
     if (n < 1)
         return 1;
     if (n > KR_CFG_WORKERS_MAX)

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include <limits.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,11 +59,12 @@ static void expect_ok(const char *yaml, kr_config *c)
         fail_msg("unexpected error: %s", err);
 }
 
+/* The CPUs this test may run on: what `workers: 0` must become. */
 static unsigned cpu_count(void)
 {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    if (n < 1)
-        return 1;
+    cpu_set_t set;
+    assert_int_equal(sched_getaffinity(0, sizeof(set), &set), 0);
+    long n = CPU_COUNT(&set);
     return n > 256 ? 256 : (unsigned)n;
 }
 
@@ -440,6 +442,24 @@ static void workers_zero_resolves_to_cpu_count(void **state)
     expect_ok("workers: 0\n", &c);
     assert_int_equal(c.workers, cpu_count());
     assert_true(c.workers >= 1);
+    kr_config_free(&c);
+}
+
+/* taskset -c N kurierd: one worker, not one per CPU of the machine. */
+static void workers_zero_follows_the_affinity_mask(void **state)
+{
+    cpu_set_t all, one;
+    assert_int_equal(sched_getaffinity(0, sizeof(all), &all), 0);
+    int first = 0;
+    while (!CPU_ISSET(first, &all))
+        first++;
+    CPU_ZERO(&one);
+    CPU_SET(first, &one);
+    assert_int_equal(sched_setaffinity(0, sizeof(one), &one), 0);
+    kr_config c;
+    expect_ok("workers: 0\n", &c);
+    assert_int_equal(sched_setaffinity(0, sizeof(all), &all), 0);
+    assert_int_equal(c.workers, 1);
     kr_config_free(&c);
 }
 
@@ -1050,6 +1070,7 @@ int main(void)
         cmocka_unit_test(every_key_is_applied),
         cmocka_unit_test(omitted_keys_keep_defaults_beside_set_ones),
         cmocka_unit_test(workers_zero_resolves_to_cpu_count),
+        cmocka_unit_test(workers_zero_follows_the_affinity_mask),
         cmocka_unit_test(workers_explicit_count_is_kept),
         cmocka_unit_test(bool_accepts_true_false_yes_no),
         cmocka_unit_test(log_level_names_map_to_levels),

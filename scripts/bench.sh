@@ -27,6 +27,11 @@
 #   KEEP_WORK=1)  REPORT (docs/PERFORMANCE.md)  KURIER_PORT (15222)  EJABBERD_PORT (35222)
 #   PROSODY_PORT (25222); each server also uses PORT+1 for direct TLS, ejabberd PORT+77 for
 #   its Erlang distribution (loopback only).
+#   PIN ("": everything shares all CPUs): "SERVER_CPUS/BENCH_CPUS" in taskset's list syntax,
+#   e.g. "1/0": every server runs on SERVER_CPUS with as many threads as that list has CPUs
+#   (kurierd's workers: 0 follows its affinity, ejabberd gets +S N:N +SDcpu N:N, Prosody is
+#   single-threaded anyway) and kurier-bench on BENCH_CPUS with -t N, so the load generator
+#   never takes CPU from the server it measures.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -63,6 +68,22 @@ EJABBERD_DIST_PORT=$((EJABBERD_PORT + 77))
 DOMAIN=bench.localhost
 HOST=127.0.0.1
 PY=/usr/bin/python3
+LOAD_AT_START=$(cut -d' ' -f1 /proc/loadavg)
+
+PIN=${PIN:-}
+SRV_PIN=() GEN_PIN=() GEN_THREADS=() ERL_SCHED=""
+if [ -n "$PIN" ]; then
+    [[ $PIN =~ ^([0-9][0-9,-]*)/([0-9][0-9,-]*)$ ]] \
+        || { echo "bench.sh: PIN must be SERVER_CPUS/BENCH_CPUS, e.g. 1/0, not \"$PIN\"" >&2; exit 2; }
+    srv_n=$(taskset -c "${BASH_REMATCH[1]}" nproc 2>/dev/null) \
+        || { echo "bench.sh: PIN: no usable CPU in \"${BASH_REMATCH[1]}\"" >&2; exit 2; }
+    gen_n=$(taskset -c "${BASH_REMATCH[2]}" nproc 2>/dev/null) \
+        || { echo "bench.sh: PIN: no usable CPU in \"${BASH_REMATCH[2]}\"" >&2; exit 2; }
+    SRV_PIN=(taskset -c "${BASH_REMATCH[1]}")
+    GEN_PIN=(taskset -c "${BASH_REMATCH[2]}")
+    GEN_THREADS=(-t "$gen_n")
+    ERL_SCHED=" +S $srv_n:$srv_n +SDcpu $srv_n:$srv_n"
+fi
 
 # Accounts: bench0 .. bench(BASE_N-1) for msg, msg-light, login and idle; the presence user
 # and its contacts are bench(PFIRST) .. bench(PFIRST+PRESENCE_R).
@@ -219,9 +240,9 @@ start_kurier() {
         || { mark_down kurier "port $KURIER_PORT or $((KURIER_PORT + 1)) in use"; return 1; }
     fill "$REPO/bench/kurierd.yml" "$d/kurierd.yml" WORK="$d" CERT="$WORK/cert.pem" \
         KEY="$WORK/key.pem" PORT="$KURIER_PORT" DPORT=$((KURIER_PORT + 1))
-    (cd "$d" && exec "$KURIERD" -c "$d/kurierd.yml") < /dev/null > "$d/kurierd.log" 2>&1 &
+    (cd "$d" && exec "${SRV_PIN[@]}" "$KURIERD" -c "$d/kurierd.yml") < /dev/null > "$d/kurierd.log" 2>&1 &
     PID[kurier]=$!
-    record_start kurier "cd $d && $KURIERD -c $d/kurierd.yml   (config: bench/kurierd.yml)"
+    record_start kurier "cd $d && ${SRV_PIN[*]}${SRV_PIN:+ }$KURIERD -c $d/kurierd.yml   (config: bench/kurierd.yml)"
     wait_listening kurier "$KURIER_PORT" "${PID[kurier]}" 30 \
         || { mark_down kurier "kurierd did not start: $(tail -3 "$d/kurierd.log" | tr '\n' ' ')"; return 1; }
     log "kurierd up (PID ${PID[kurier]}), creating $((BASE_N + PRESENCE_R + 1)) accounts"
@@ -245,10 +266,10 @@ start_prosody() {
     chown -R prosody:prosody "$d"
     chmod 600 "$d/key.pem"
     # Prosody refuses root; setpriv execs it as the package's user, so $! is Prosody itself.
-    (cd "$d" && exec setpriv --reuid=prosody --regid=prosody --init-groups \
+    (cd "$d" && exec "${SRV_PIN[@]}" setpriv --reuid=prosody --regid=prosody --init-groups \
         env HOME="$d" prosody --config "$d/prosody.cfg.lua" -F) < /dev/null > "$d/console.log" 2>&1 &
     PID[prosody]=$!
-    record_start prosody "cd $d && setpriv --reuid=prosody --regid=prosody --init-groups env HOME=$d prosody --config $d/prosody.cfg.lua -F   (config: bench/prosody.cfg.lua)"
+    record_start prosody "cd $d && ${SRV_PIN[*]}${SRV_PIN:+ }setpriv --reuid=prosody --regid=prosody --init-groups env HOME=$d prosody --config $d/prosody.cfg.lua -F   (config: bench/prosody.cfg.lua)"
     wait_listening prosody "$PROSODY_PORT" "${PID[prosody]}" 30 \
         || { mark_down prosody "prosody did not start: $(tail -3 "$d/console.log" "$d/prosody.log" 2>/dev/null | tr '\n' ' ')"; return 1; }
     log "prosody up (PID ${PID[prosody]}), creating accounts through prosodyctl shell"
@@ -269,7 +290,7 @@ start_prosody() {
 # ------------------------------------------------------------------ ejabberd
 ejctl() { # args... (as the ejabberd user, with this run's config, spool and logs)
     local d=$WORK/ejabberd
-    (cd "$d" && setpriv --reuid=ejabberd --regid=ejabberd --init-groups env HOME="$d" \
+    (cd "$d" && "${SRV_PIN[@]}" setpriv --reuid=ejabberd --regid=ejabberd --init-groups env HOME="$d" \
         ejabberdctl --config-dir "$d" --config "$d/ejabberd.yml" --ctl-config "$d/ejabberdctl.cfg" \
         --spool "$d/spool" --logs "$d/logs" "$@")
 }
@@ -288,7 +309,7 @@ start_ejabberd() {
 ERLANG_NODE=kbench$$@localhost
 ERL_DIST_PORT=$EJABBERD_DIST_PORT
 INET_DIST_INTERFACE=127.0.0.1
-ERL_OPTIONS="-env ERL_CRASH_DUMP_BYTES 0 -setcookie kb$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')"
+ERL_OPTIONS="-env ERL_CRASH_DUMP_BYTES 0 -setcookie kb$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')$ERL_SCHED"
 EJABBERD_BYPASS_WARNINGS=true
 EOF
     printf '{lookup,["file","native"]}.\n{host,{127,0,0,1}, ["localhost"]}.\n' > "$d/inetrc"
@@ -296,7 +317,7 @@ EOF
     chmod 600 "$d/server.pem" "$d/ejabberdctl.cfg"
     ejctl foreground < /dev/null > "$d/console.log" 2>&1 &
     LAUNCHER[ejabberd]=$!
-    record_start ejabberd "cd $d && setpriv --reuid=ejabberd --regid=ejabberd --init-groups env HOME=$d ejabberdctl --config-dir $d --config $d/ejabberd.yml --ctl-config $d/ejabberdctl.cfg --spool $d/spool --logs $d/logs foreground   (config: bench/ejabberd.yml; measured PID: its beam.smp)"
+    record_start ejabberd "cd $d && ${SRV_PIN[*]}${SRV_PIN:+ }setpriv --reuid=ejabberd --regid=ejabberd --init-groups env HOME=$d ejabberdctl --config-dir $d --config $d/ejabberd.yml --ctl-config $d/ejabberdctl.cfg --spool $d/spool --logs $d/logs foreground   (config: bench/ejabberd.yml; measured PID: its beam.smp)"
     # ejabberdctl runs erl as a child; erl execs into beam.smp, the process to measure.
     local beam=""
     for ((i = 0; i < 100; i++)); do
@@ -360,7 +381,7 @@ json_str() { "$PY" -c 'import json,sys; print(json.dumps(sys.argv[1]))' "$1"; }
 run_bench() { # server workload round args...
     local s=$1 w=$2 r=$3 rc=0 out err load0 load1
     shift 3
-    local cmd=("$BENCH" "$@" --host "$HOST" --port "$(port_of "$s")" --user "bench%d@$DOMAIN"
+    local cmd=("${GEN_PIN[@]}" "$BENCH" "$@" "${GEN_THREADS[@]}" --host "$HOST" --port "$(port_of "$s")" --user "bench%d@$DOMAIN"
                --ca "$CA" --server-pid "${PID[$s]}")
     out=$RESULTS/.out err=$RESULTS/stderr-$s-$w-$r.txt
     load0=$(cut -d' ' -f1 /proc/loadavg)
@@ -461,6 +482,7 @@ done
     echo "MSG_PAIRS=$MSG_PAIRS MSG_WINDOW=$MSG_WINDOW MSG_WARMUP=$MSG_WARMUP MSG_DURATION=$MSG_DURATION"
     echo "LOGIN_N=$LOGIN_N LOGIN_C=$LOGIN_C SETUP_TIMEOUT=$SETUP_TIMEOUT"
     echo "MSG_HALF_RATE=${MSG_HALF_RATE:-} HALF_SERVERS=\"$HALF_SERVERS\" MSG_HALF_WINDOW=$MSG_HALF_WINDOW"
+    echo "PIN=$PIN LOAD_AT_START=$LOAD_AT_START"
 } > "$RESULTS/settings.txt"
 "$PY" "$REPO/scripts/bench_report.py" report "$RESULTS" "$REPORT" "$REPO/bench/results/latest-summary.json"
 log "wrote $REPORT and bench/results/latest-summary.json (raw: $RAW)"

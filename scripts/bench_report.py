@@ -16,6 +16,7 @@ and their first error shown. Nothing here measures anything.
 from __future__ import annotations
 
 import json
+import re
 import os
 import platform
 import statistics
@@ -190,6 +191,30 @@ def _tsv(path: Path) -> list:
     return [line.split("\t", 1) for line in path.read_text().splitlines() if "\t" in line]
 
 
+def _setting(settings: str, key: str) -> str:
+    m = re.search(r"(?:^|\s)%s=(\S*)" % re.escape(key), settings)
+    return m.group(1) if m else ""
+
+
+def _machine_note(settings: str, loads) -> list:
+    """Where the load generator ran and how busy the machine was: read before any number."""
+    pin = _setting(settings, "PIN")
+    start = _setting(settings, "LOAD_AT_START")
+    busy = ("1-minute load average when the benchmark started: %s; before each run, which "
+            "includes the previous run's own load: %s–%s." %
+            (start or "?", *((_fmt(min(loads)), _fmt(max(loads))) if loads else ("?", "?"))))
+    if pin:
+        srv, gen = pin.split("/", 1)
+        return ["> **Pinned (PIN=%s).** Every server ran on CPU(s) %s with one thread per CPU "
+                "there, kurier-bench on CPU(s) %s, so the load generator did not take CPU "
+                "from the server it measured; each server had the same CPUs. %s"
+                % (pin, srv, gen, busy)]
+    return ["> **Load generator on the same cores.** kurier-bench ran on the same CPUs as the "
+            "server, so every rate here is shared between them: a server that needs less CPU "
+            "leaves more to the generator, and ratios between servers are capped by the "
+            "generator's own cost (see `PIN`). %s" % busy]
+
+
 def report(results: Path, out: Path, summary_path: Path) -> None:
     runs = _load(results)
     mach = json.loads(_read(str(results / "machine.json")) or "{}")
@@ -214,12 +239,7 @@ def report(results: Path, out: Path, summary_path: Path) -> None:
                  "the harness works end to end, not how the servers compare. Run `make bench` "
                  "without QUICK for numbers." % rounds)
         L.append("")
-    L.append("> **Shared machine.** These numbers were taken on a 2-core machine that other "
-             "people were using for builds and tests at the same time (1-minute load average "
-             "before the runs: %s–%s), with the load generator on the same cores as the "
-             "server. Treat them as rough; rerun on a quiet machine (ideally with kurier-bench "
-             "on a second host or pinned to other cores) before quoting them."
-             % ((_fmt(min(loads)), _fmt(max(loads))) if loads else ("?", "?")))
+    L.extend(_machine_note(settings, loads))
     L.append("")
     L.append("Cells: **median** (min–max) over %d interleaved round(s) (Kurier, ejabberd, Prosody, "
              "Kurier, ... for each workload). Only valid runs (kurier-bench `\"valid\": true`: no "

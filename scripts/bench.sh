@@ -24,7 +24,8 @@
 #   HALF_SERVERS ("kurier": the servers msg-half runs against; the rate is above the others' peak)
 #   MSG_HALF_WINDOW (64: in-flight bound per pair under --msg-rate; never reached when healthy)
 #   BUILD (build)  BENCH_WORK (a new /tmp/kurier-bench.XXXXXX, removed at the end unless
-#   KEEP_WORK=1)  REPORT (docs/PERFORMANCE.md)  KURIER_PORT (15222)  EJABBERD_PORT (35222)
+#   KEEP_WORK=1)  REPORT (docs/PERFORMANCE.md)  SUMMARY (bench/results/latest-summary.json)
+#   KURIER_PORT (15222)  EJABBERD_PORT (35222)
 #   PROSODY_PORT (25222); each server also uses PORT+1 for direct TLS, ejabberd PORT+77 for
 #   its Erlang distribution (loopback only).
 #   PIN ("": everything shares all CPUs): "SERVER_CPUS/BENCH_CPUS" in taskset's list syntax,
@@ -61,6 +62,7 @@ LOGIN_N=${LOGIN_N:-$d_login}
 LOGIN_C=${LOGIN_C:-$d_loginc}
 SETUP_TIMEOUT=${SETUP_TIMEOUT:-300}
 REPORT=${REPORT:-$REPO/docs/PERFORMANCE.md}
+SUMMARY=${SUMMARY:-$REPO/bench/results/latest-summary.json}
 KURIER_PORT=${KURIER_PORT:-15222}
 EJABBERD_PORT=${EJABBERD_PORT:-35222}
 PROSODY_PORT=${PROSODY_PORT:-25222}
@@ -484,5 +486,5 @@ done
     echo "MSG_HALF_RATE=${MSG_HALF_RATE:-} HALF_SERVERS=\"$HALF_SERVERS\" MSG_HALF_WINDOW=$MSG_HALF_WINDOW"
     echo "PIN=$PIN LOAD_AT_START=$LOAD_AT_START"
 } > "$RESULTS/settings.txt"
-"$PY" "$REPO/scripts/bench_report.py" report "$RESULTS" "$REPORT" "$REPO/bench/results/latest-summary.json"
-log "wrote $REPORT and bench/results/latest-summary.json (raw: $RAW)"
+"$PY" "$REPO/scripts/bench_report.py" report "$RESULTS" "$REPORT" "$SUMMARY"
+log "wrote $REPORT and $SUMMARY (raw: $RAW)"

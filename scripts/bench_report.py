@@ -308,9 +308,21 @@ def report(results: Path, out: Path, summary_path: Path) -> None:
              "lateness against the schedule is the *send lag* (a run whose send lag p99 exceeds "
              "5 ms, or whose in-flight bound held a send back, is not valid). `msg-light` (10 "
              "pairs × 1 in flight, closed loop) gives the latency at a light load." % inflight)
-    L.append("- **Threads.** kurierd runs one worker per CPU (2), ejabberd's BEAM one scheduler "
-             "per CPU (2), Prosody is single-threaded by design. kurier-bench runs 2 threads on "
-             "the same 2 cores, so every server competes with the load generator.")
+    ncpu = mach.get("nproc", "?") if mach else "?"
+    pin = _setting(settings, "PIN")
+    if pin:
+        srv_cpus, gen_cpus = pin.split("/", 1)
+        L.append("- **Threads.** Every server was started under `taskset -c %s`: kurierd runs one "
+                 "worker per CPU it may use, ejabberd's BEAM was given one scheduler (and one "
+                 "dirty CPU scheduler) per such CPU (`+S`, `+SDcpu`), Prosody is single-threaded "
+                 "by design. kurier-bench ran under `taskset -c %s` with one thread per CPU "
+                 "there (`-t`), so no server competed with the load generator."
+                 % (srv_cpus, gen_cpus))
+    else:
+        L.append("- **Threads.** kurierd runs one worker per CPU (%s), ejabberd's BEAM one "
+                 "scheduler per CPU (%s), Prosody is single-threaded by design. kurier-bench "
+                 "runs one thread per CPU on the same cores, so every server competes with the "
+                 "load generator (`PIN=S/B` separates them)." % (ncpu, ncpu))
     L.append("- **SASL.** Kurier and ejabberd negotiate SCRAM-SHA-256; Prosody 0.12 stores only "
              "SCRAM-SHA-1 credentials, so against it kurier-bench (`--mech auto`) uses "
              "SCRAM-SHA-1. All three store credentials with 4096 PBKDF2 iterations.")
@@ -324,7 +336,11 @@ def report(results: Path, out: Path, summary_path: Path) -> None:
     # Hand-written profile and targeted measurements (bench/profile.md), kept with the table
     # so the targets' misses and their causes are read together.
     profile = Path(__file__).resolve().parent.parent / "bench" / "profile.md"
-    if profile.exists():
+    if pin:
+        L.append("The profile and targeted measurements behind these numbers are in "
+                 "docs/PERFORMANCE.md (bench/profile.md).")
+        L.append("")
+    elif profile.exists():
         L.extend(profile.read_text().rstrip("\n").split("\n"))
         L.append("")
 

@@ -16,9 +16,9 @@ and their first error shown. Nothing here measures anything.
 from __future__ import annotations
 
 import json
-import re
 import os
 import platform
+import re
 import statistics
 import sys
 from pathlib import Path

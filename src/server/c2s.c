@@ -883,26 +883,10 @@ static void kr_c2s_on_data(kr_conn *conn, const char *data, size_t len)
         c->trimmed = false;
         kr_conn_timer_set(conn, KR_C2S_TRIM_MS);
     }
-    while (len > 0 && !conn->closing) {
-        size_t chunk = len > 65536 ? 65536 : len; /* the parser's size checks need this bound */
-        c->in_feed = true;
-        int r = kr_xml_parser_feed(c->parser, data, chunk);
-        c->in_feed = false;
-        data += chunk;
-        len -= chunk;
-        if (r == KR_EPARSE) {
-            kr_c2s_stream_error(c, kr_xml_error_condition(kr_xml_parser_error(c->parser)),
-                                kr_xml_parser_error_text(c->parser));
-            return;
-        }
-        if (r == KR_ESTOPPED) {
-            if (c->restart && !conn->closing) {
-                c->restart = false;
-                kr_xml_parser_reset(c->parser);
-            }
-            return; /* a client must wait for our answer before sending more */
-        }
-    }
+    if (kr_xml_parser_feed_stream(c->parser, data, len, &c->in_feed, &c->restart,
+                                  kr_conn_closing, conn) == KR_EPARSE)
+        kr_c2s_stream_error(c, kr_xml_error_condition(kr_xml_parser_error(c->parser)),
+                            kr_xml_parser_error_text(c->parser));
 }
 
 static void kr_c2s_on_tls_ready(kr_conn *conn)

@@ -245,6 +245,11 @@ void kr_conn_timer_set(kr_conn *c, uint64_t ms)
         uv_timer_start(&c->timer, kr_conn_timer_cb, ms, 0);
 }
 
+bool kr_conn_closing(void *conn)
+{
+    return ((kr_conn *)conn)->closing;
+}
+
 void kr_conn_close(kr_conn *c)
 {
     if (c->closing)

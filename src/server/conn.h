@@ -102,6 +102,9 @@ kr_conn *kr_conn_connect(kr_worker *w, const struct sockaddr *addr, const kr_con
  * iteration's flush. */
 void kr_conn_start_tls_client(kr_conn *c, kr_tls_ctx *ctx, const char *server_name,
                               const char *alpn);
+/** Whether conn (a kr_conn *) is closing: the closing test kr_xml_parser_feed_stream takes. */
+bool kr_conn_closing(void *conn);
+
 /** Find a live (not closing) connection of worker w. */
 kr_conn *kr_conn_find(kr_worker *w, uint64_t id);
 

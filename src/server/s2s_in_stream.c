@@ -508,26 +508,10 @@ static void kr_s2s_in_element(void *ud, kr_xml_node *e, kr_arena *a)
 
 void kr__s2s_in_stream_feed(kr__s2s_in_stream *s, const char *data, size_t len)
 {
-    while (len > 0 && !kr_s2s_in_closing(s)) {
-        size_t chunk = len > 65536 ? 65536 : len;
-        s->in_feed = true;
-        int r = kr_xml_parser_feed(s->parser, data, chunk);
-        s->in_feed = false;
-        data += chunk;
-        len -= chunk;
-        if (r == KR_EPARSE) {
-            kr__s2s_in_stream_error(s, kr_xml_error_condition(kr_xml_parser_error(s->parser)),
-                                    kr_xml_parser_error_text(s->parser));
-            return;
-        }
-        if (r == KR_ESTOPPED) {
-            if (s->restart && !kr_s2s_in_closing(s)) {
-                s->restart = false;
-                kr_xml_parser_reset(s->parser);
-            }
-            return;
-        }
-    }
+    if (kr_xml_parser_feed_stream(s->parser, data, len, &s->in_feed, &s->restart,
+                                  s->o.io->closing, s->o.ud) == KR_EPARSE)
+        kr__s2s_in_stream_error(s, kr_xml_error_condition(kr_xml_parser_error(s->parser)),
+                                kr_xml_parser_error_text(s->parser));
 }
 
 void kr__s2s_in_stream_tls_ready(kr__s2s_in_stream *s)

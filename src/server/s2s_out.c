@@ -441,26 +441,11 @@ static void kr_s2s_out_on_connect(kr_conn *c, int status)
 static void kr_s2s_out_on_data(kr_conn *c, const char *data, size_t len)
 {
     kr_s2s_out *o = c->proto;
-    while (len > 0 && !c->closing) {
-        size_t chunk = len > 65536 ? 65536 : len;
-        o->in_feed = true;
-        int r = kr_xml_parser_feed(o->parser, data, chunk);
-        o->in_feed = false;
-        data += chunk;
-        len -= chunk;
-        if (r == KR_EPARSE) {
-            KR_LOG(KR_LOG_WARN, c->log_ctx, "%s sent bad XML: %s", o->remote,
-                   kr_xml_parser_error_text(o->parser));
-            kr_s2s_out_fail(o, "remote-server-not-found", NULL, "not-well-formed");
-            return;
-        }
-        if (r == KR_ESTOPPED) {
-            if (o->restart && !c->closing) {
-                o->restart = false;
-                kr_xml_parser_reset(o->parser);
-            }
-            return; /* the peer waits for our new header before it sends more */
-        }
+    if (kr_xml_parser_feed_stream(o->parser, data, len, &o->in_feed, &o->restart,
+                                  kr_conn_closing, c) == KR_EPARSE) {
+        KR_LOG(KR_LOG_WARN, c->log_ctx, "%s sent bad XML: %s", o->remote,
+               kr_xml_parser_error_text(o->parser));
+        kr_s2s_out_fail(o, "remote-server-not-found", NULL, "not-well-formed");
     }
 }
 

@@ -674,6 +674,29 @@ int kr_xml_parser_feed(kr_xml_parser *p, const char *data, size_t len)
     return 0;
 }
 
+int kr_xml_parser_feed_stream(kr_xml_parser *p, const char *data, size_t len, bool *in_feed,
+                              bool *restart, bool (*closing)(void *arg), void *arg)
+{
+    while (len > 0 && !closing(arg)) {
+        size_t n = len < KR_XML_FEED_CHUNK ? len : KR_XML_FEED_CHUNK;
+        *in_feed = true;
+        int r = kr_xml_parser_feed(p, data, n);
+        *in_feed = false;
+        data += n;
+        len -= n;
+        if (r == KR_EPARSE)
+            return r;
+        if (r == KR_ESTOPPED) {
+            if (*restart && !closing(arg)) {
+                *restart = false;
+                kr_xml_parser_reset(p);
+            }
+            return r;
+        }
+    }
+    return 0;
+}
+
 void kr_xml_parser_stop(kr_xml_parser *p)
 {
     if (kr_xml_halted(p))

@@ -11,6 +11,7 @@
 #ifndef KR_XML_PARSER_H
 #define KR_XML_PARSER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "core/arena.h"
@@ -77,6 +78,19 @@ void kr_xml_parser_free(kr_xml_parser *p);
  * an unfinished token stays within max_stanza_bytes plus 64 KiB.
  */
 int kr_xml_parser_feed(kr_xml_parser *p, const char *data, size_t len);
+
+/**
+ * Feed one read of a stream, as every stream's reading side does: kr_xml_parser_feed() over
+ * pieces of at most 64 KiB, no further once closing(arg) says the stream is ending.
+ * *in_feed is true while the parser runs, so a callback that restarts the stream (after
+ * STARTTLS or SASL, RFC 6120 §5.4.3.3 and §6.4.6) sets *restart and stops the parser instead
+ * of resetting it from inside; the reset is done here when the feed returns and the stream
+ * is still open. Returns 0, KR_EPARSE (the caller ends the stream with
+ * kr_xml_error_condition()) or KR_ESTOPPED (the rest of this read is dropped: a peer must
+ * wait for our answer before it sends more).
+ */
+int kr_xml_parser_feed_stream(kr_xml_parser *p, const char *data, size_t len, bool *in_feed,
+                              bool *restart, bool (*closing)(void *arg), void *arg);
 
 /** Called from a callback: stop after it returns and drop the rest of the current input
  * (used on stream restart after STARTTLS/SASL and on fatal errors). */

@@ -4,7 +4,8 @@
  * stanza trees, input split anywhere, RFC 6120 §11 restricted XML, UTF-8
  * well-formedness, stream-level text, the limits of kr_xml_limits (exact and
  * independent of how input is split, memory bounded for a hostile unfinished
- * token), stop/reset for stream restarts, trimming idle streams. Each test owns its parser and
+ * token), stop/reset for stream restarts (and kr_xml_parser_feed_stream, which does them
+ * for every stream's reading side), trimming idle streams. Each test owns its parser and
  * collected stanzas and frees them, so LeakSanitizer checks the arena
  * handling on every path.
  */
@@ -50,6 +51,8 @@ typedef struct collector {
     int closes;
     int stanzas;
     int stop_at; /* call kr_xml_parser_stop() in the stanza callback number stop_at (1-based) */
+    bool restart_at_stop; /* ... and ask for a restart, as after <proceed/> or <success/> */
+    bool in_feed, restart, closing; /* kr_xml_parser_feed_stream's state */
     char hdr_ns[128];
     char hdr_name[64];
     char hdr_default_ns[128];
@@ -87,8 +90,24 @@ static void on_stanza(void *ud, kr_xml_node *elem, kr_arena *arena)
         kr_arena_free(arena);
     }
     c->stanzas++;
-    if (c->stop_at == c->stanzas)
+    if (c->stop_at == c->stanzas) {
+        if (c->restart_at_stop) {
+            assert_true(c->in_feed); /* so the reset must wait */
+            c->restart = true;
+        }
         kr_xml_parser_stop(c->p);
+    }
+}
+
+static bool collector_closing(void *ud)
+{
+    return ((collector *)ud)->closing;
+}
+
+static int feed_stream_str(collector *c, const char *s)
+{
+    return kr_xml_parser_feed_stream(c->p, s, strlen(s), &c->in_feed, &c->restart,
+                                     collector_closing, c);
 }
 
 static void on_close(void *ud)
@@ -871,6 +890,48 @@ static void test_reset_after_trim_starts_a_new_stream(void **state)
     collector_fini(&c);
 }
 
+/* A restart asked for inside the feed is done when it returns; the rest of that read is
+ * dropped, and the next read starts a new stream. */
+static void test_feed_stream_restarts_after_the_feed(void **state)
+{
+    collector c;
+    collector_init(&c, NULL);
+    c.stop_at = 1;
+    c.restart_at_stop = true;
+    assert_int_equal(feed_stream_str(&c, HEADER "<proceed/><dropped/>"), KR_ESTOPPED);
+    assert_false(c.in_feed);
+    assert_false(c.restart);
+    assert_int_equal(c.stanzas, 1);
+    c.stop_at = 0;
+    assert_int_equal(feed_stream_str(&c, HEADER "<presence/>"), 0);
+    assert_int_equal(c.opens, 2);
+    assert_int_equal(c.stanzas, 2);
+    collector_fini(&c);
+}
+
+/* A stop without a restart leaves the parser stopped; a closing stream is fed nothing; an
+ * error is handed back for the caller to report. */
+static void test_feed_stream_stop_closing_and_error(void **state)
+{
+    collector c;
+    collector_init(&c, NULL);
+    c.stop_at = 1;
+    assert_int_equal(feed_stream_str(&c, HEADER "<a/>"), KR_ESTOPPED);
+    assert_int_equal(feed_stream_str(&c, "<b/>"), KR_ESTOPPED);
+    assert_int_equal(c.stanzas, 1);
+    collector_fini(&c);
+
+    collector_init(&c, NULL);
+    c.closing = true;
+    assert_int_equal(feed_stream_str(&c, HEADER "<a/>"), 0);
+    assert_int_equal(c.opens, 0);
+    c.closing = false;
+    assert_int_equal(feed_stream_str(&c, HEADER "<a>oops</b>"), KR_EPARSE);
+    assert_int_equal(kr_xml_parser_error(c.p), KR_XML_NOT_WELL_FORMED);
+    assert_false(c.in_feed);
+    collector_fini(&c);
+}
+
 static void test_reset_after_error_clears_it(void **state)
 {
     collector c;
@@ -945,6 +1006,8 @@ int main(void)
         cmocka_unit_test(test_trim_refused_inside_a_token_or_before_the_header),
         cmocka_unit_test(test_trim_keeps_size_limits_exact),
         cmocka_unit_test(test_reset_after_trim_starts_a_new_stream),
+        cmocka_unit_test(test_feed_stream_restarts_after_the_feed),
+        cmocka_unit_test(test_feed_stream_stop_closing_and_error),
         cmocka_unit_test(test_free_with_partial_stanza_releases_it),
         cmocka_unit_test(test_error_mid_stanza_releases_partial_tree),
     };

@@ -186,6 +186,13 @@ static void kr_s2s_in_features(kr__s2s_in_stream *s, kr_buf *b)
     kr_buf_puts(b, "</stream:features>");
 }
 
+/* An address attribute as a prepared domain in a, or NULL when missing or not a domain. */
+static const char *kr_s2s_in_domain(kr_arena *a, const char *raw)
+{
+    const char *out = NULL;
+    return raw && kr_jid_prep_domain(a, raw, strlen(raw), &out) == 0 ? out : NULL;
+}
+
 static void kr_s2s_in_stream_open(void *ud, const kr_xml_stream_header *hdr)
 {
     kr__s2s_in_stream *s = ud;
@@ -198,13 +205,14 @@ static void kr_s2s_in_stream_open(void *ud, const kr_xml_stream_header *hdr)
     const char *to = kr_xml_attr_get(e, "to");
     const char *from = kr_xml_attr_get(e, "from");
     kr_arena *a = kr_arena_new(256);
-    const char *local = NULL, *peer = NULL;
-    if (!to || kr_jid_prep_domain(a, to, strlen(to), &local) != 0 || !kr_s2s_in_served(s, local)) {
+    const char *local = kr_s2s_in_domain(a, to);
+    const char *peer = kr_s2s_in_domain(a, from);
+    if (!local || !kr_s2s_in_served(s, local)) {
         kr_arena_free(a);
         kr__s2s_in_stream_error(s, "host-unknown", "This server does not serve that domain");
         return;
     }
-    if (from && kr_jid_prep_domain(a, from, strlen(from), &peer) != 0) {
+    if (from && !peer) {
         kr_arena_free(a);
         kr__s2s_in_stream_error(s, "invalid-from", NULL);
         return;
@@ -319,9 +327,8 @@ static void kr_s2s_in_db_result(kr__s2s_in_stream *s, kr_arena *a, const kr_xml_
     const char *from = kr_xml_attr_get(e, "from");
     const char *to = kr_xml_attr_get(e, "to");
     const char *key = kr_xml_text_get(a, e);
-    const char *pfrom = NULL, *pto = NULL;
-    if (!from || !to || kr_jid_prep_domain(a, from, strlen(from), &pfrom) != 0 ||
-        kr_jid_prep_domain(a, to, strlen(to), &pto) != 0 || !*key) {
+    const char *pfrom = kr_s2s_in_domain(a, from), *pto = kr_s2s_in_domain(a, to);
+    if (!pfrom || !pto || !*key) {
         kr__s2s_in_stream_error(s, "improper-addressing",
                                 "A dialback request needs from, to and a key");
         return;
@@ -357,9 +364,8 @@ static void kr_s2s_in_db_verify(kr__s2s_in_stream *s, kr_arena *a, const kr_xml_
     const char *to = kr_xml_attr_get(e, "to");
     const char *id = kr_xml_attr_get(e, "id");
     const char *key = kr_xml_text_get(a, e);
-    const char *pfrom = NULL, *pto = NULL;
-    if (!from || !to || !id || kr_jid_prep_domain(a, from, strlen(from), &pfrom) != 0 ||
-        kr_jid_prep_domain(a, to, strlen(to), &pto) != 0) {
+    const char *pfrom = kr_s2s_in_domain(a, from), *pto = kr_s2s_in_domain(a, to);
+    if (!pfrom || !pto || !id) {
         kr__s2s_in_stream_error(s, "improper-addressing",
                                 "A dialback verify needs from, to and id");
         return;

@@ -38,6 +38,7 @@ typedef struct kr_bench_opts {
     const char *tls_name;
     const char *ca_file;
     bool insecure;
+    const kr_bench_tls_ops *tls_lib; /* --tls-lib (tls.h); NULL: auto, chosen by mode */
     kr_bench_tls_mode tls;
     kr_bench_mech mech;
     const char *resource;

@@ -2,11 +2,11 @@
  *
  * Client side of one XMPP c2s connection for kurier-bench (see xconn.h): a
  * state machine from TCP connect through TLS (RFC 6120 §5 STARTTLS or XEP-0368
- * direct TLS, OpenSSL over memory BIOs), SASL (RFC 6120 §6 with SCRAM of
- * RFC 5802/7677 or PLAIN of RFC 4616), stream restarts (§4.3.3), resource
+ * direct TLS, through the engine of tls.h: OpenSSL or wolfSSL), SASL (RFC 6120
+ * §6 with SCRAM of RFC 5802/7677 or PLAIN of RFC 4616), stream restarts (§4.3.3), resource
  * binding (§7), the legacy session (RFC 3921 §3) and initial presence
  * (RFC 6121 §4.2), then a pipe of stanzas to the owner. It owns its libuv
- * handles (a TCP handle and a timer), its SSL object, its XML parser and its
+ * handles (a TCP handle and a timer), its TLS connection, its XML parser and its
  * buffers; the memory is freed once both handles are closed, right after the
  * owner's `closed` callback. Invariants: after fail()/finish() nothing is sent
  * and no callback but `closed` runs; queued output never exceeds
@@ -15,8 +15,6 @@
 #include "bench/xconn.h"
 
 #include <netinet/tcp.h>
-#include <openssl/err.h>
-#include <openssl/x509v3.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,8 +66,7 @@ struct kr_bench_conn {
     bool session_required;
     bool restart_pending; /* reset the parser when the current feed returns */
     bool header_after_restart;
-    SSL *ssl;
-    BIO *net_in, *net_out;
+    void *tls; /* the engine's connection (cfg->tls_lib), NULL before TLS */
     kr_xml_parser *parser;
     kr_buf plain;
     kr_buf out;
@@ -120,6 +117,7 @@ static void cache_locks_init(void)
 
 static void cache_copy(const kr_bench_account *a, kr_scram_salted_password *dst, bool store)
 {
+    pthread_once(&cache_once, cache_locks_init);
     pthread_mutex_t *m = &cache_locks[a->index % CACHE_LOCKS];
     pthread_mutex_lock(m);
     if (store)
@@ -129,45 +127,12 @@ static void cache_copy(const kr_bench_account *a, kr_scram_salted_password *dst,
     pthread_mutex_unlock(m);
 }
 
-/* ---- TLS context ---- */
-
-SSL_CTX *kr_bench_tls_ctx_new(const char *ca_file, bool insecure, char *err, size_t errlen)
-{
-    pthread_once(&cache_once, cache_locks_init);
-    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-    if (!ctx) {
-        snprintf(err, errlen, "cannot create TLS context");
-        return NULL;
-    }
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
-    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
-                              SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-    if (insecure) {
-        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
-        return ctx;
-    }
-    int ok = ca_file ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL)
-                     : SSL_CTX_set_default_verify_paths(ctx);
-    if (ok != 1) {
-        char e[200];
-        ERR_error_string_n(ERR_get_error(), e, sizeof(e));
-        ERR_clear_error();
-        snprintf(err, errlen, "cannot load CA %s: %s", ca_file ? ca_file : "(system)", e);
-        SSL_CTX_free(ctx);
-        return NULL;
-    }
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-    return ctx;
-}
-
 /* ---- teardown ---- */
 
 static void conn_free(kr_bench_conn *c)
 {
-    if (c->ssl)
-        SSL_free(c->ssl);
+    if (c->tls)
+        c->cfg->tls_lib->conn_free(c->tls);
     if (c->parser)
         kr_xml_parser_free(c->parser);
     if (c->scram)
@@ -256,15 +221,9 @@ static void write_plain(kr_bench_conn *c, const char *data, size_t len)
 
 static void flush_tls(kr_bench_conn *c)
 {
-    size_t pending;
-    while ((pending = BIO_ctrl_pending(c->net_out)) > 0) {
-        c->out.len = 0;
-        kr_buf_reserve(&c->out, pending);
-        int n = BIO_read(c->net_out, c->out.data, (int)pending);
-        if (n <= 0)
-            break;
-        write_plain(c, c->out.data, (size_t)n);
-    }
+    c->out.len = 0;
+    if (c->cfg->tls_lib->output(c->tls, &c->out) > 0)
+        write_plain(c, c->out.data, c->out.len);
 }
 
 static void send_raw(kr_bench_conn *c, const char *data, size_t len)
@@ -273,19 +232,13 @@ static void send_raw(kr_bench_conn *c, const char *data, size_t len)
         return;
     if (c->cfg->trace)
         fprintf(stderr, "[%p] >> %.*s\n", (void *)c, (int)len, data);
-    if (!c->ssl) {
+    if (!c->tls) {
         write_plain(c, data, len);
         return;
     }
-    while (len > 0) {
-        size_t done = 0;
-        if (SSL_write_ex(c->ssl, data, len, &done) != 1) {
-            ERR_clear_error();
-            fail(c, KR_BENCH_ERR_TLS, "SSL_write failed");
-            return;
-        }
-        data += done;
-        len -= done;
+    if (!c->cfg->tls_lib->write(c->tls, data, len)) {
+        fail(c, KR_BENCH_ERR_TLS, "TLS write failed");
+        return;
     }
     flush_tls(c);
 }
@@ -347,48 +300,29 @@ static void set_state(kr_bench_conn *c, conn_state s)
 
 /* ---- TLS ---- */
 
-static void tls_start(kr_bench_conn *c)
+static void tls_failed(kr_bench_conn *c, const char *why)
 {
-    c->ssl = SSL_new(c->cfg->ssl_ctx);
-    c->net_in = BIO_new(BIO_s_mem());
-    c->net_out = BIO_new(BIO_s_mem());
-    if (!c->ssl || !c->net_in || !c->net_out)
-        abort();
-    BIO_set_mem_eof_return(c->net_in, -1);
-    BIO_set_mem_eof_return(c->net_out, -1);
-    SSL_set_bio(c->ssl, c->net_in, c->net_out);
-    SSL_set_connect_state(c->ssl);
-    SSL_set_tlsext_host_name(c->ssl, c->cfg->domain);
-    /* RFC 6125 / RFC 7590: the certificate must name the XMPP domain. */
-    SSL_set_hostflags(c->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-    SSL_set1_host(c->ssl, c->cfg->domain);
-    set_state(c, ST_HANDSHAKE);
-    int r = SSL_do_handshake(c->ssl);
-    if (r != 1) {
-        int e = SSL_get_error(c->ssl, r);
-        if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
-            ERR_clear_error();
-            fail(c, KR_BENCH_ERR_TLS, "TLS handshake could not start");
-            return;
-        }
-    }
-    flush_tls(c);
-}
-
-static void tls_failed(kr_bench_conn *c)
-{
-    char why[160];
-    long vr = SSL_get_verify_result(c->ssl);
-    unsigned long e = ERR_get_error();
-    if (vr != X509_V_OK)
-        snprintf(why, sizeof(why), "certificate: %s", X509_verify_cert_error_string(vr));
-    else if (e)
-        ERR_error_string_n(e, why, sizeof(why));
-    else
-        snprintf(why, sizeof(why), "TLS error");
-    ERR_clear_error();
     flush_tls(c); /* an alert, if any */
     fail(c, KR_BENCH_ERR_TLS, why);
+}
+
+/* Step the handshake; true once it is complete. */
+static bool tls_step(kr_bench_conn *c)
+{
+    char why[160];
+    int r = c->cfg->tls_lib->handshake(c->tls, why, sizeof(why));
+    if (r < 0)
+        tls_failed(c, why);
+    else
+        flush_tls(c);
+    return r == 1;
+}
+
+static void tls_start(kr_bench_conn *c)
+{
+    c->tls = c->cfg->tls_lib->conn_new(c->cfg->tls_ctx, c->cfg->domain);
+    set_state(c, ST_HANDSHAKE);
+    tls_step(c);
 }
 
 /* ---- SASL ---- */
@@ -788,22 +722,14 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 
 static void tls_input(kr_bench_conn *c, const char *data, size_t len)
 {
-    if (BIO_write(c->net_in, data, (int)len) != (int)len) {
-        fail(c, KR_BENCH_ERR_TLS, "BIO_write failed");
+    const kr_bench_tls_ops *lib = c->cfg->tls_lib;
+    if (!lib->input(c->tls, data, len)) {
+        fail(c, KR_BENCH_ERR_TLS, "TLS input refused");
         return;
     }
     if (c->state == ST_HANDSHAKE) {
-        int r = SSL_do_handshake(c->ssl);
-        if (r != 1) {
-            int e = SSL_get_error(c->ssl, r);
-            if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-                flush_tls(c);
-                return;
-            }
-            tls_failed(c);
+        if (!tls_step(c))
             return;
-        }
-        flush_tls(c);
         if (c->cfg->tls == KR_BENCH_TLS_STARTTLS)
             kr_xml_parser_reset(c->parser);
         set_state(c, ST_FEATURES_AUTH);
@@ -814,17 +740,14 @@ static void tls_input(kr_bench_conn *c, const char *data, size_t len)
             return;
         c->plain.len = 0;
         kr_buf_reserve(&c->plain, 16384);
-        size_t got = 0;
-        int r = SSL_read_ex(c->ssl, c->plain.data, 16384, &got);
-        if (r == 1) {
-            feed_xml(c, c->plain.data, got);
+        long got = lib->read(c->tls, c->plain.data, 16384);
+        if (got > 0) {
+            feed_xml(c, c->plain.data, (size_t)got);
             continue;
         }
-        int e = SSL_get_error(c->ssl, r);
-        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+        if (got == 0)
             break;
-        ERR_clear_error();
-        if (e == SSL_ERROR_ZERO_RETURN) {
+        if (got == KR_BENCH_TLS_CLOSED) {
             if (c->state == ST_CLOSING)
                 conn_shut(c, KR_BENCH_ERR_NONE, NULL);
             else
@@ -852,7 +775,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             fail(c, KR_BENCH_ERR_IO, uv_strerror((int)nread));
         return;
     }
-    if (c->ssl)
+    if (c->tls)
         tls_input(c, buf->base, (size_t)nread);
     else
         feed_xml(c, buf->base, (size_t)nread);
@@ -966,7 +889,7 @@ void kr_bench_conn_close(kr_bench_conn *c)
     if (c->state == ST_DEAD || c->state == ST_CLOSING)
         return;
     if (c->state == ST_CONNECTING || c->state == ST_HANDSHAKE ||
-        (c->ssl == NULL && c->cfg->tls != KR_BENCH_TLS_NONE)) {
+        (c->tls == NULL && c->cfg->tls != KR_BENCH_TLS_NONE)) {
         conn_shut(c, KR_BENCH_ERR_NONE, NULL); /* no stream to end yet */
         return;
     }

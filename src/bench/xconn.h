@@ -2,7 +2,7 @@
  *
  * One client-to-server XMPP connection of kurier-bench, on a libuv loop:
  * TCP (bound to a chosen local source address), STARTTLS (RFC 6120 §5) or
- * direct TLS (XEP-0368) through OpenSSL memory BIOs with the certificate
+ * direct TLS (XEP-0368) through the engine of tls.h (OpenSSL or wolfSSL), the certificate
  * checked against a CA file and the domain (RFC 6125) unless insecure, SASL
  * SCRAM-SHA-1/-256 (RFC 5802, RFC 7677) or PLAIN (RFC 4616) with the stream
  * restarts of RFC 6120 §4.3.3, resource binding (§7), the legacy session
@@ -17,18 +17,18 @@
  * reports why through `closed` and never crashes the program. Output that the
  * peer does not read is bounded (KR_BENCH_MAX_QUEUED); past it the connection
  * fails. Everything runs on the loop's thread; none of it is thread-safe but
- * the shared, read-only kr_bench_conn_cfg and the SSL_CTX.
+ * the shared, read-only kr_bench_conn_cfg and the TLS context.
  */
 #ifndef KR_BENCH_XCONN_H
 #define KR_BENCH_XCONN_H
 
 #include <netinet/in.h>
-#include <openssl/ssl.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
 #include <uv.h>
 
+#include "bench/tls.h"
 #include "core/arena.h"
 #include "sasl/scram.h"
 #include "xml/tree.h"
@@ -72,17 +72,14 @@ typedef struct kr_bench_conn_cfg {
     struct sockaddr_storage *sources; /* local addresses to bind (port 0); n_sources may be 0 */
     unsigned n_sources;
     kr_bench_tls_mode tls;
-    SSL_CTX *ssl_ctx;   /* client context (kr_bench_tls_ctx_new) */
-    const char *domain; /* stream 'to', SNI and the name the certificate must hold */
+    const kr_bench_tls_ops *tls_lib; /* the TLS engine (tls.h) */
+    void *tls_ctx;                   /* its client context, from tls_lib->ctx_new */
+    const char *domain;              /* stream 'to', SNI and the name the certificate must hold */
     kr_bench_mech mech;
     const char *resource; /* NULL: let the server choose (RFC 6120 §7.6) */
     unsigned timeout_ms;  /* bound on every wait */
     bool trace;           /* print every element sent and received to stderr (debugging) */
 } kr_bench_conn_cfg;
-
-/** A client context: TLS 1.2+, peer verification against ca_file (NULL: system store) unless
- * insecure. NULL with a message in err on failure. */
-SSL_CTX *kr_bench_tls_ctx_new(const char *ca_file, bool insecure, char *err, size_t errlen);
 
 /** One account: localpart, domain and password (borrowed; they outlive every connection),
  * plus the SCRAM SaltedPassword cache shared by all logins of that account. */

@@ -3,6 +3,13 @@
  * OpenSSL server contexts and memory-BIO connections (see tls.h). The
  * policy lives in kr_tls_ctx_new_server(): change it only together with
  * docs/SECURITY.md and the TLS tests in tests/integration/test_tls.py.
+ * Idle TLS 1.3 server connections can trade their SSL object for the record layer of
+ * tls13_record.c (kr_tls_trim): for that a server connection keeps copies of the two
+ * application traffic secrets (OpenSSL's keylog callback hands them over) and counts the
+ * records read and written since the handshake (its message callback sees every record
+ * header), which are the sequence numbers the record layer continues from. A connection on
+ * which any handshake message passes after the handshake (KeyUpdate) is never handed over,
+ * so the copies are never stale.
  */
 #include "net/tls.h"
 
@@ -16,6 +23,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "net/tls13_record.h"
 
 /* TLS 1.2: ephemeral ECDHE, AEAD only. TLS 1.3 suites are all forward-secret AEAD. */
 #define KR_TLS12_CIPHERS                                                                           \
@@ -31,11 +39,23 @@ struct kr_tls_ctx {
     unsigned end_point_len;
 };
 
+#define KR_TLS_SECRET_MAX 48
+
 struct kr_tls {
-    SSL *ssl;
+    SSL *ssl;     /* NULL once rl has taken over */
     BIO *net_in;  /* we write network bytes here, OpenSSL reads them */
     BIO *net_out; /* OpenSSL writes records here, we send them */
     kr_tls_ctx *ctx;
+    kr_tls13 *rl;        /* after the hand-over: the whole TLS state */
+    const char *cipher;  /* after the hand-over: the suite's name (OpenSSL's static string) */
+    uint64_t read_recs;  /* records read since the handshake finished */
+    uint64_t write_recs; /* records written since the handshake finished */
+    uint8_t client_secret[KR_TLS_SECRET_MAX]; /* client_application_traffic_secret_0 */
+    uint8_t server_secret[KR_TLS_SECRET_MAX]; /* server_application_traffic_secret_0 */
+    uint8_t client_secret_len;
+    uint8_t server_secret_len;
+    bool established; /* kr_tls_feed saw the handshake finish */
+    bool no_handover; /* a post-handshake message passed: the secrets above are stale */
 };
 
 const char *kr_tls_last_error(char *buf, size_t len)
@@ -48,6 +68,15 @@ const char *kr_tls_last_error(char *buf, size_t len)
     ERR_error_string_n(e, buf, len);
     ERR_clear_error();
     return buf;
+}
+
+const char *kr_tls_failure(const kr_tls *t, char *buf, size_t len)
+{
+    if (t->rl) {
+        snprintf(buf, len, "%s", kr_tls13_error(t->rl));
+        return buf;
+    }
+    return kr_tls_last_error(buf, len);
 }
 
 static void kr_tls_end_point_hash(kr_tls_ctx *c)
@@ -158,10 +187,86 @@ static kr_tls_ctx *kr_tls_ctx_new(const SSL_METHOD *method, const char *cert_pat
     return c;
 }
 
+static int hex_nibble(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* "LABEL <client random hex> <secret hex>" (the NSS key log format) into out; its length. */
+static uint8_t keylog_secret(const char *line, uint8_t *out)
+{
+    const char *hex = strrchr(line, ' ');
+    if (!hex)
+        return 0;
+    hex++;
+    size_t n = strlen(hex);
+    if (n % 2 || n / 2 > KR_TLS_SECRET_MAX)
+        return 0;
+    for (size_t i = 0; i < n / 2; i++) {
+        int hi = hex_nibble(hex[2 * i]), lo = hex_nibble(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return 0;
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return (uint8_t)(n / 2);
+}
+
+/* OpenSSL's key log: the only public way to the traffic secrets. Only the application
+ * secrets (generation 0) are kept; the line itself is OpenSSL's and cleansed by it. */
+static void kr_tls_keylog_cb(const SSL *ssl, const char *line)
+{
+    kr_tls *t = SSL_get_app_data(ssl);
+    if (!t)
+        return;
+    static const char client[] = "CLIENT_TRAFFIC_SECRET_0 ", server[] = "SERVER_TRAFFIC_SECRET_0 ";
+    if (strncmp(line, client, sizeof(client) - 1) == 0)
+        t->client_secret_len = keylog_secret(line, t->client_secret);
+    else if (strncmp(line, server, sizeof(server) - 1) == 0)
+        t->server_secret_len = keylog_secret(line, t->server_secret);
+}
+
+/* Every record header read or written passes here (SSL3_RT_HEADER): those after the
+ * handshake are numbered from 0 in each direction under the application keys (TLS 1.3 has
+ * no records between the Finished messages and the application keys, and kurierd sends no
+ * session tickets). A handshake message after the handshake changes keys or state we do
+ * not copy, so it rules the hand-over out. */
+static void kr_tls_msg_cb(int write_p, int version, int content_type, const void *buf, size_t len,
+                          SSL *ssl, void *arg)
+{
+    (void)version;
+    (void)buf;
+    (void)len;
+    (void)arg;
+    kr_tls *t = SSL_get_app_data(ssl);
+    if (!t)
+        return;
+    /* OpenSSL re-enters "init" while it processes a post-handshake message, so that one is
+     * recognized by our own flag, set when the handshake was seen to finish. */
+    if (content_type == SSL3_RT_HANDSHAKE && t->established)
+        t->no_handover = true;
+    if (content_type == SSL3_RT_HEADER && SSL_is_init_finished(ssl)) {
+        if (write_p)
+            t->write_recs++;
+        else
+            t->read_recs++;
+    }
+}
+
 kr_tls_ctx *kr_tls_ctx_new_server(const char *cert_path, const char *key_path, char *err,
                                   size_t errlen)
 {
-    return kr_tls_ctx_new(TLS_server_method(), cert_path, key_path, err, errlen);
+    kr_tls_ctx *c = kr_tls_ctx_new(TLS_server_method(), cert_path, key_path, err, errlen);
+    if (c) {
+        SSL_CTX_set_keylog_callback(c->ssl_ctx, kr_tls_keylog_cb);
+        SSL_CTX_set_msg_callback(c->ssl_ctx, kr_tls_msg_cb);
+    }
+    return c;
 }
 
 kr_tls_ctx *kr_tls_ctx_new_client(const char *cert_path, const char *key_path, const char *ca_file,
@@ -199,18 +304,60 @@ kr_tls *kr_tls_new(kr_tls_ctx *ctx)
     BIO_set_mem_eof_return(t->net_in, -1);
     BIO_set_mem_eof_return(t->net_out, -1);
     SSL_set_bio(t->ssl, t->net_in, t->net_out);
+    SSL_set_app_data(t->ssl, t);
     SSL_set_accept_state(t->ssl);
     return t;
 }
 
-void kr_tls_trim(kr_tls *t)
+/* The largest plaintext per record the peer accepts (RFC 6066 max_fragment_length). */
+static size_t kr_tls_max_fragment(SSL *ssl)
 {
+    uint8_t mode = SSL_SESSION_get_max_fragment_length(SSL_get_session(ssl));
+    return mode >= TLSEXT_max_fragment_length_512 && mode <= TLSEXT_max_fragment_length_4096
+               ? (size_t)256 << mode
+               : 16384;
+}
+
+/* Replace the SSL object by the record layer, when everything it holds is in our copies: a
+ * finished TLS 1.3 handshake with both secrets, no post-handshake message, no input it has
+ * not consumed or output we have not taken, no plaintext it buffered, no shutdown begun. */
+static void kr_tls_hand_over(kr_tls *t)
+{
+    SSL *ssl = t->ssl;
+    const SSL_CIPHER *cipher = SSL_get_current_cipher(ssl);
+    unsigned suite = cipher ? SSL_CIPHER_get_id(cipher) & 0xffff : 0;
+    size_t slen = kr_tls13_secret_len(suite);
+    if (t->no_handover || !slen || SSL_version(ssl) != TLS1_3_VERSION ||
+        t->client_secret_len != slen || t->server_secret_len != slen || SSL_pending(ssl) > 0 ||
+        SSL_has_pending(ssl) || SSL_get_shutdown(ssl) != 0 || !SSL_is_server(ssl))
+        return;
+    t->rl = kr_tls13_new(suite, t->client_secret, t->read_recs, t->server_secret, t->write_recs,
+                         kr_tls_max_fragment(ssl));
+    if (!t->rl)
+        return;
+    t->cipher = SSL_CIPHER_get_name(cipher);
+    SSL_free(ssl); /* and both BIOs, which are empty */
+    t->ssl = NULL;
+    t->net_in = t->net_out = NULL;
+    OPENSSL_cleanse(t->client_secret, sizeof(t->client_secret));
+    OPENSSL_cleanse(t->server_secret, sizeof(t->server_secret));
+}
+
+bool kr_tls_trim(kr_tls *t)
+{
+    if (t->rl) {
+        kr_tls13_trim(t->rl);
+        return false;
+    }
     /* A memory BIO keeps the capacity of the largest write it ever held. Once the engine
      * has taken all input and we have taken all output, fresh BIOs hold nothing. The
      * handshake must be over: a new BIO pair is no place for half a flight. */
     if (!SSL_is_init_finished(t->ssl) || BIO_ctrl_pending(t->net_in) > 0 ||
         BIO_ctrl_pending(t->net_out) > 0)
-        return;
+        return false;
+    kr_tls_hand_over(t);
+    if (t->rl)
+        return true;
     BIO *in = BIO_new(BIO_s_mem());
     BIO *out = BIO_new(BIO_s_mem());
     if (!in || !out)
@@ -220,6 +367,7 @@ void kr_tls_trim(kr_tls *t)
     SSL_set_bio(t->ssl, in, out); /* frees the old pair */
     t->net_in = in;
     t->net_out = out;
+    return false;
 }
 
 kr_tls *kr_tls_new_client(kr_tls_ctx *ctx, const char *server_name)
@@ -236,6 +384,11 @@ kr_tls *kr_tls_new_client(kr_tls_ctx *ctx, const char *server_name)
 
 bool kr_tls_peer_verified(const kr_tls *t, char *why, size_t whylen)
 {
+    if (!t->ssl) {
+        if (why && whylen)
+            snprintf(why, whylen, "no certificate kept");
+        return false;
+    }
     X509 *cert = SSL_get0_peer_certificate(t->ssl);
     long r = SSL_get_verify_result(t->ssl);
     if (cert && r == X509_V_OK)
@@ -247,19 +400,19 @@ bool kr_tls_peer_verified(const kr_tls *t, char *why, size_t whylen)
 
 X509 *kr_tls_peer_cert(const kr_tls *t)
 {
-    return SSL_get0_peer_certificate(t->ssl);
+    return t->ssl ? SSL_get0_peer_certificate(t->ssl) : NULL;
 }
 
 STACK_OF(X509) * kr_tls_peer_chain(const kr_tls *t)
 {
-    return SSL_get_peer_cert_chain(t->ssl);
+    return t->ssl ? SSL_get_peer_cert_chain(t->ssl) : NULL;
 }
 
 void kr_tls_set_alpn(kr_tls *t, const char *proto)
 {
     unsigned char wire[256];
     size_t len = strlen(proto);
-    if (len == 0 || len > 255)
+    if (len == 0 || len > 255 || !t->ssl)
         return;
     wire[0] = (unsigned char)len;
     memcpy(wire + 1, proto, len);
@@ -270,12 +423,18 @@ void kr_tls_free(kr_tls *t)
 {
     if (!t)
         return;
-    SSL_free(t->ssl); /* frees both BIOs */
+    SSL_free(t->ssl); /* frees both BIOs; NULL after the hand-over */
+    kr_tls13_free(t->rl);
+    OPENSSL_cleanse(t, sizeof(*t));
     free(t);
 }
 
 kr_tls_status kr_tls_feed(kr_tls *t, const char *data, size_t len, kr_buf *plain)
 {
+    if (t->rl) {
+        int r = kr_tls13_feed(t->rl, data, len, plain);
+        return r == KR_TLS13_OK ? KR_TLS_OK : r == KR_TLS13_CLOSED ? KR_TLS_CLOSED : KR_TLS_ERROR;
+    }
     while (len > 0) {
         int n = BIO_write(t->net_in, data, (int)(len > (1u << 30) ? (1u << 30) : len));
         if (n <= 0)
@@ -292,6 +451,7 @@ kr_tls_status kr_tls_feed(kr_tls *t, const char *data, size_t len, kr_buf *plain
             return KR_TLS_ERROR;
         }
     }
+    t->established = true;
     for (;;) {
         kr_buf_reserve(plain, 16384);
         size_t got = 0;
@@ -312,6 +472,8 @@ kr_tls_status kr_tls_feed(kr_tls *t, const char *data, size_t len, kr_buf *plain
 
 int kr_tls_write(kr_tls *t, const char *data, size_t len)
 {
+    if (t->rl)
+        return kr_tls13_write(t->rl, data, len);
     while (len > 0) {
         size_t done = 0;
         if (SSL_write_ex(t->ssl, data, len, &done) != 1)
@@ -324,6 +486,8 @@ int kr_tls_write(kr_tls *t, const char *data, size_t len)
 
 size_t kr_tls_pending_out(kr_tls *t, kr_buf *out)
 {
+    if (t->rl)
+        return kr_tls13_pending_out(t->rl, out);
     size_t total = 0;
     size_t pending;
     while ((pending = BIO_ctrl_pending(t->net_out)) > 0) {
@@ -340,28 +504,33 @@ size_t kr_tls_pending_out(kr_tls *t, kr_buf *out)
 
 void kr_tls_shutdown(kr_tls *t)
 {
-    if (SSL_is_init_finished(t->ssl))
+    if (t->rl)
+        kr_tls13_close_notify(t->rl);
+    else if (SSL_is_init_finished(t->ssl))
         SSL_shutdown(t->ssl);
 }
 
 bool kr_tls_handshake_done(const kr_tls *t)
 {
-    return SSL_is_init_finished(t->ssl);
+    return t->rl || SSL_is_init_finished(t->ssl);
 }
 
 const char *kr_tls_version(const kr_tls *t)
 {
-    return SSL_get_version(t->ssl);
+    return t->rl ? "TLSv1.3" : SSL_get_version(t->ssl);
 }
 
 const char *kr_tls_cipher(const kr_tls *t)
 {
-    return SSL_get_cipher_name(t->ssl);
+    return t->rl ? t->cipher : SSL_get_cipher_name(t->ssl);
 }
 
 bool kr_tls_exporter_available(const kr_tls *t)
 {
-    /* RFC 9266 §2: tls-exporter needs TLS 1.3 or the extended master secret (RFC 7627). */
+    /* RFC 9266 §2: tls-exporter needs TLS 1.3 or the extended master secret (RFC 7627).
+     * After the hand-over the exporter secret is gone (SASL is long over by then). */
+    if (!t->ssl)
+        return false;
     return SSL_version(t->ssl) >= TLS1_3_VERSION || SSL_get_extms_support(t->ssl) == 1;
 }
 
@@ -381,6 +550,8 @@ int kr_tls_cb_exporter(kr_tls *t, kr_scram_cb_data *out)
 void kr_tls_cb_data(kr_tls *t, kr_scram_cb_data *out)
 {
     memset(out, 0, sizeof(*out));
+    if (!t->ssl)
+        return;
     if (t->ctx->end_point_len <= sizeof(out->tls_server_end_point)) {
         memcpy(out->tls_server_end_point, t->ctx->end_point, t->ctx->end_point_len);
         out->tls_server_end_point_len = t->ctx->end_point_len;

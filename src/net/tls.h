@@ -71,9 +71,14 @@ kr_tls_status kr_tls_feed(kr_tls *t, const char *data, size_t len, kr_buf *plain
 int kr_tls_write(kr_tls *t, const char *data, size_t len);
 /** Move the ciphertext waiting to be sent into out (appended). Returns bytes moved. */
 size_t kr_tls_pending_out(kr_tls *t, kr_buf *out);
-/** Idle connection: give back the memory BIOs' buffers when both are empty (new ones
- * grow again on use). Does nothing during the handshake or while bytes wait. */
-void kr_tls_trim(kr_tls *t);
+/** Idle connection: give back what it can. A TLS 1.3 server connection trades its OpenSSL
+ * SSL object for the record layer of tls13_record.h (~13 KiB down to ~0.3 KiB); it keeps
+ * working the same, but channel binding and peer certificates are gone from then on, so
+ * only call this once those are no longer needed (c2s: after resource binding). Otherwise
+ * the memory BIOs' buffers are given back when both are empty (new ones grow again on use).
+ * Does nothing during the handshake or while bytes wait. True when this call handed the
+ * connection over. */
+bool kr_tls_trim(kr_tls *t);
 /** Queue a close_notify alert. */
 void kr_tls_shutdown(kr_tls *t);
 
@@ -102,5 +107,7 @@ X509 *kr_tls_peer_cert(const kr_tls *t);
 STACK_OF(X509) *kr_tls_peer_chain(const kr_tls *t);
 /** Last OpenSSL error as text, for logs. */
 const char *kr_tls_last_error(char *buf, size_t len);
+/** Why t failed (after KR_TLS_ERROR): its record layer's reason, or OpenSSL's queue. */
+const char *kr_tls_failure(const kr_tls *t, char *buf, size_t len);
 
 #endif

@@ -205,8 +205,8 @@ void kr_conn_trim(kr_conn *c)
     if (c->closing || c->dirty || c->out.len)
         return;
     kr_buf_clear(&c->out);
-    if (c->tls)
-        kr_tls_trim(c->tls);
+    if (c->tls && kr_tls_trim(c->tls))
+        KR_LOG(KR_LOG_DEBUG, c->log_ctx, "idle: TLS records now kurierd's, SSL object freed");
 }
 
 void kr_conn_start_tls(kr_conn *c)
@@ -296,7 +296,8 @@ static void kr_conn_read_tls(kr_conn *c, const char *data, size_t len)
     kr_conn_mark_dirty(c); /* handshake records or alerts may be waiting */
     if (st == KR_TLS_ERROR) {
         char ebuf[160];
-        KR_LOG(KR_LOG_DEBUG, c->log_ctx, "TLS failed: %s", kr_tls_last_error(ebuf, sizeof(ebuf)));
+        KR_LOG(KR_LOG_DEBUG, c->log_ctx, "TLS failed: %s",
+               kr_tls_failure(c->tls, ebuf, sizeof(ebuf)));
         kr_conn_flush(c); /* send the alert */
         kr_conn_abort(c);
         return;

@@ -123,7 +123,9 @@ void kr_conn_read_pause(kr_conn *c, bool pause);
 /** Set the read rate in bytes/s (e.g. raise it once the stream has authenticated). */
 void kr_conn_rate_set(kr_conn *c, uint64_t bytes_per_second);
 /** Give back memory an idle connection does not need (its output buffer's capacity, the
- * TLS memory BIOs' buffers); it grows again on use. Does nothing while output waits. */
+ * TLS memory BIOs' buffers, and on TLS 1.3 the whole OpenSSL object: kr_tls_trim); it
+ * grows again on use. Does nothing while output waits. Only for streams past the point
+ * where channel binding or the peer's certificate could still be asked for. */
 void kr_conn_trim(kr_conn *c);
 /** End-of-iteration hook of the worker: flush every dirty connection. */
 void kr_conn_flush_dirty(kr_worker *w);

@@ -446,6 +446,26 @@ def config_seeds():
     write("config", "bom", b"\xef\xbb\xbfworkers: 1\n")
 
 
+def tls13_record_seeds():
+    """Op sequences for fuzz_tls13_record.c: byte 0 picks the suite, then (op, len, payload)."""
+    def ops(*items):
+        out = bytearray()
+        for op, payload in items:
+            out += bytes([op, len(payload)]) + payload
+        return bytes(out)
+    msg = b"<message to='bob@example.com'><body>hi</body></message>"
+    for suite in range(3):
+        write("tls13_record", "talk-%d" % suite, bytes([suite]) + ops(
+            (1, msg), (3, msg), (0x81, msg * 2), (7, b""), (3, b"x" * 200),
+            (2, b"\x01"), (1, msg), (3, msg), (2, b"\x00"), (1, msg), (5, b""), (3, msg)))
+    write("tls13_record", "garbage-header", b"\x00" + ops((0, b"\x17\x03\x03\xff\xff"), (1, msg)))
+    write("tls13_record", "plaintext-alert", b"\x01" + ops((0, b"\x15\x03\x03\x00\x02\x01\x00")))
+    write("tls13_record", "flipped", b"\x02" + ops((1, msg), (0x26, b""), (1, msg), (1, msg)))
+    write("tls13_record", "odd-records", b"\x00" + ops(
+        (4, b"\x15\x01\x5a"), (4, b"\x16\x18\x00\x00\x01\x03"), (4, b"\x16\x01\x00"),
+        (4, b"\x14\x01"), (4, b"\x17"), (4, b"\x15\x02\x28"), (1, msg)))
+
+
 if __name__ == "__main__":
     c2s_seeds()
     xml_seeds()
@@ -453,3 +473,4 @@ if __name__ == "__main__":
     scram_seeds()
     config_seeds()
     s2s_seeds()
+    tls13_record_seeds()

@@ -4,7 +4,7 @@
 # Otherwise: prints the one apt-get line to run and fails.
 set -eu
 BUILD_PKGS="gcc pkg-config meson ninja-build openssl libuv1-dev libssl-dev libexpat1-dev
- libyaml-dev libsqlite3-dev libidn2-dev libicu-dev libunbound-dev libwolfssl-dev"
+ libyaml-dev libsqlite3-dev libidn2-dev libicu-dev libunbound-dev libwolfssl-dev libjemalloc-dev"
 # prosody, lua-unbound (Prosody's resolver that reads a hosts file) and ejabberd: the real
 # peers of the interop tests (tests/interop); util-linux: unshare and mount for them;
 # ldnsutils: signs the DNSSEC zone of test_s2s_dns.py.

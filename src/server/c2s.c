@@ -69,7 +69,8 @@ typedef struct kr_c2s {
     bool in_feed;      /* inside kr_xml_parser_feed(): restarts must be deferred */
     bool restart;      /* reset the parser when the current feed returns */
     bool trimmed;      /* idle memory given back; the timer need not look again */
-    kr_scram_cb_data cb; /* tls-exporter filled in only when a -PLUS exchange starts */
+    kr_scram_cb_data *cb; /* from TLS until bound, then freed; tls-exporter filled in only
+                           * when a -PLUS exchange starts */
     bool cb_exporter;    /* tls-exporter can be derived on this connection */
     /* SASL exchange */
     kr_sasl_mech mech;
@@ -153,7 +154,8 @@ static void kr_c2s_stream_error(kr_c2s *c, const char *condition, const char *te
 
 static void kr_c2s_features_sasl(kr_c2s *c, kr_buf *b)
 {
-    bool plus = c->cb_exporter || c->cb.tls_server_end_point_len || c->cb.tls_unique_len;
+    bool plus = c->cb && (c->cb_exporter || c->cb->tls_server_end_point_len ||
+                          c->cb->tls_unique_len);
     kr_buf_puts(b, "<mechanisms xmlns='" KR_NS_SASL "'>");
     if (plus)
         kr_buf_puts(b, "<mechanism>SCRAM-SHA-256-PLUS</mechanism>"
@@ -168,9 +170,9 @@ static void kr_c2s_features_sasl(kr_c2s *c, kr_buf *b)
     kr_buf_puts(b, "<sasl-channel-binding xmlns='" KR_NS_SASL_CB "'>");
     if (c->cb_exporter)
         kr_buf_puts(b, "<channel-binding type='tls-exporter'/>");
-    if (c->cb.tls_server_end_point_len)
+    if (c->cb->tls_server_end_point_len)
         kr_buf_puts(b, "<channel-binding type='tls-server-end-point'/>");
-    if (c->cb.tls_unique_len && strcmp(kr_tls_version(c->conn->tls), "TLSv1.2") == 0)
+    if (c->cb->tls_unique_len && strcmp(kr_tls_version(c->conn->tls), "TLSv1.2") == 0)
         kr_buf_puts(b, "<channel-binding type='tls-unique'/>");
     kr_buf_puts(b, "</sasl-channel-binding>");
 }
@@ -462,9 +464,10 @@ static void kr_c2s_scram_step(kr_c2s *c, kr_arena *a, const char *data, size_t l
         /* Derived here rather than after every handshake: most logins never bind to it. If
          * it fails, len stays 0 and a client asking for it is refused like any binding
          * this connection cannot provide. */
-        if (plus && c->cb_exporter && !c->cb.tls_exporter_len)
-            kr_tls_cb_exporter(c->conn->tls, &c->cb);
-        c->scram = kr_scram_server_new(c->scram_hash, plus, true, &c->cb, NULL);
+        static const kr_scram_cb_data none;
+        if (plus && c->cb && c->cb_exporter && !c->cb->tls_exporter_len)
+            kr_tls_cb_exporter(c->conn->tls, c->cb);
+        c->scram = kr_scram_server_new(c->scram_hash, plus, true, c->cb ? c->cb : &none, NULL);
         kr_scram_status st = kr_scram_server_client_first(c->scram, data, len);
         if (st != KR_SCRAM_CONTINUE) {
             kr_c2s_sasl_fail(c, st == KR_SCRAM_MALFORMED ? "malformed-request" : "not-authorized");
@@ -707,6 +710,8 @@ static void kr_c2s_bind(kr_c2s *c, kr_arena *a, const char *id, const kr_xml_nod
         kr_worker_post(&c->srv->workers[old.worker], kr_c2s_kick, NULL, old.conn_id);
     }
     c->bound = true;
+    free(c->cb); /* SASL is over: channel bindings are never asked for again */
+    c->cb = NULL;
     c->sess = (kr_session){.bare = c->bare, .full = c->full, .resource = c->resource,
                            .domain = c->domain, .peer_ip = c->conn->peer_ip, .worker = w,
                            .conn_id = c->conn->id};
@@ -893,7 +898,9 @@ static void kr_c2s_on_tls_ready(kr_conn *conn)
 {
     kr_c2s *c = conn->proto;
     c->tls = true;
-    kr_tls_cb_data(conn->tls, &c->cb);
+    if (!c->cb)
+        c->cb = kr_xcalloc(1, sizeof(*c->cb));
+    kr_tls_cb_data(conn->tls, c->cb);
     c->cb_exporter = kr_tls_exporter_available(conn->tls);
 }
 
@@ -989,6 +996,7 @@ static void kr_c2s_on_free(kr_conn *conn)
         return;
     kr_c2s_sasl_reset(c);
     kr_xml_parser_free(c->parser);
+    free(c->cb);
     free(c->domain);
     free(c->bare);
     free(c->full);

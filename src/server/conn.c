@@ -11,6 +11,7 @@
  */
 #include "server/conn.h"
 
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -200,13 +201,39 @@ void kr_conn_send(kr_conn *c, const char *data, size_t len)
     kr_conn_mark_dirty(c);
 }
 
+/* What an SSL object and its cipher contexts take (bench/profile.md), and how much of that
+ * a worker frees by hand-overs before it asks glibc's malloc to give free pages back to the
+ * kernel; freed memory otherwise stays in the thread's arena and in RSS. jemalloc (the
+ * default, main.c) does that by itself. */
+#define KR_CONN_HANDOVER_BYTES (13u * 1024)
+#define KR_CONN_MALLOC_TRIM_BYTES (1u << 20)
+#define KR_CONN_MALLOC_TRIM_MS 1000
+
+static _Thread_local size_t kr_conn_freed_bytes;
+static _Thread_local uint64_t kr_conn_malloc_trim_at;
+
+static void kr_conn_handed_over(kr_conn *c)
+{
+    KR_LOG(KR_LOG_DEBUG, c->log_ctx, "idle: TLS records now kurierd's, SSL object freed");
+    kr_conn_freed_bytes += KR_CONN_HANDOVER_BYTES;
+    uint64_t now = uv_now(c->tcp.loop);
+    if (kr_conn_freed_bytes >= KR_CONN_MALLOC_TRIM_BYTES &&
+        now - kr_conn_malloc_trim_at >= KR_CONN_MALLOC_TRIM_MS) {
+#ifndef KR_JEMALLOC
+        malloc_trim(0);
+#endif
+        kr_conn_freed_bytes = 0;
+        kr_conn_malloc_trim_at = now;
+    }
+}
+
 void kr_conn_trim(kr_conn *c)
 {
     if (c->closing || c->dirty || c->out.len)
         return;
     kr_buf_clear(&c->out);
     if (c->tls && kr_tls_trim(c->tls))
-        KR_LOG(KR_LOG_DEBUG, c->log_ctx, "idle: TLS records now kurierd's, SSL object freed");
+        kr_conn_handed_over(c);
 }
 
 void kr_conn_start_tls(kr_conn *c)
@@ -458,6 +485,8 @@ kr_conn *kr_conn_accept_ctx(kr_worker *w, uv_stream_t *listener, bool direct_tls
 static void kr_conn_connect_cb(uv_connect_t *req, int status)
 {
     kr_conn *c = req->data;
+    free(req); /* libuv calls this exactly once per request, even when the handle closes */
+    c->connect_req = NULL;
     if (c->closing) /* closed while connecting (UV_ECANCELED): on_close already ran */
         return;
     if (c->ops->on_connect)
@@ -479,9 +508,12 @@ kr_conn *kr_conn_connect(kr_worker *w, const struct sockaddr *addr, const kr_con
     c->proto = proto;
     c->rate = ws->srv->cfg->limits.bytes_per_second;
     kr_limits_bucket_init(&c->bucket, ws->srv->cfg->limits.burst_bytes, uv_now(&w->loop));
-    c->connect_req.data = c;
-    int r = uv_tcp_connect(&c->connect_req, &c->tcp, addr, kr_conn_connect_cb);
+    c->connect_req = kr_xcalloc(1, sizeof(*c->connect_req));
+    c->connect_req->data = c;
+    int r = uv_tcp_connect(c->connect_req, &c->tcp, addr, kr_conn_connect_cb);
     if (r != 0) {
+        free(c->connect_req);
+        c->connect_req = NULL;
         snprintf(err, errlen, "%s", uv_strerror(r));
         c->proto = NULL; /* the caller keeps its state: on_free must not see it */
         c->closing = true;

@@ -62,7 +62,7 @@ struct kr_conn {
     uint64_t id;
     kr_tls *tls;             /* NULL until TLS starts */
     kr_tls_ctx *tls_ctx;     /* context TLS starts with (server's by default) */
-    uv_connect_t connect_req; /* outbound connections */
+    uv_connect_t *connect_req; /* outbound, while connecting (freed by its callback) */
     kr_buf out;              /* plaintext gathered during this loop iteration */
     size_t queued_bytes;     /* handed to uv_write, not yet written */
     unsigned open_handles;   /* tcp + timer + throttle; freed when all are closed */

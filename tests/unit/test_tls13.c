@@ -280,7 +280,8 @@ static void test_tampered_record_fails(void **state)
     assert_int_equal(kr_tls_feed(p.server, buf, (size_t)n, &p.plain), KR_TLS_ERROR);
     assert_int_equal(p.plain.len, 0);
     char why[128];
-    assert_string_equal(kr_tls_failure(p.server, why, sizeof(why)), "a record did not authenticate");
+    assert_string_equal(kr_tls_failure(p.server, why, sizeof(why)),
+                        "a record did not authenticate");
     /* The client gets a bad_record_mac alert it can read, and nothing more is written. */
     to_client(&p);
     int r = SSL_read(p.client, buf, sizeof(buf));

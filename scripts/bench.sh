@@ -15,7 +15,7 @@
 #
 # Environment (defaults in parentheses; QUICK=1 switches to small ones):
 #   ROUNDS (3; QUICK 1)  SERVERS ("kurier ejabberd prosody")  WORKLOADS (all, in this order:
-#   "msg msg-half msg-light login idle presence")  IDLE_N (5000; QUICK 300)  PRESENCE_R (1000; QUICK 50)
+#   "msg msg-half msg-light login idle presence")  IDLE_N (19900; QUICK 300)  PRESENCE_R (1000; QUICK 50)
 #   MSG_PAIRS (100; QUICK 20)  MSG_WINDOW (4)  MSG_WARMUP (5; QUICK 1)  MSG_DURATION (10; QUICK 3)
 #   LOGIN_N (1000; QUICK 200)  LOGIN_C (50; QUICK 20)  IDLE_HOLD (10; QUICK 3)  IDLE_RATE (1000)
 #   SETUP_TIMEOUT (300: seconds for the one-time setup-roster, tried twice)
@@ -42,7 +42,7 @@ QUICK=${QUICK:-0}
 if [ "$QUICK" = 1 ]; then
     d_rounds=1 d_idle=300 d_r=50 d_pairs=20 d_warm=1 d_dur=3 d_login=200 d_loginc=20 d_hold=3
 else
-    d_rounds=3 d_idle=5000 d_r=1000 d_pairs=100 d_warm=5 d_dur=10 d_login=1000 d_loginc=50 d_hold=10
+    d_rounds=3 d_idle=19900 d_r=1000 d_pairs=100 d_warm=5 d_dur=10 d_login=1000 d_loginc=50 d_hold=10
 fi
 ROUNDS=${ROUNDS:-$d_rounds}
 SERVERS=${SERVERS:-kurier ejabberd prosody}
@@ -92,6 +92,16 @@ fi
 BASE_N=$((2 * MSG_PAIRS > 200 ? 2 * MSG_PAIRS : 200))
 PFIRST=$((BASE_N > 1000 ? BASE_N : 1000))
 LIGHT_PAIRS=10
+
+# idle holds IDLE_N connections in every server and in kurier-bench at once: raise the soft
+# open-file limit to the hard one (here 20,000, so 19,900 is the most idle can hold).
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+if [ "$(ulimit -n)" != unlimited ] && [ "$IDLE_N" -gt $(($(ulimit -n) - 100)) ]; then
+    case " $WORKLOADS " in *" idle "*)
+        echo "bench: IDLE_N=$IDLE_N needs an open-file limit above $((IDLE_N + 100)) (have $(ulimit -n))" >&2
+        exit 1 ;;
+    esac
+fi
 
 BENCH=$BUILD/kurier-bench
 KURIERD=$BUILD/kurierd
@@ -410,7 +420,7 @@ workload_args() { # workload
         msg-half) echo "msg $MSG_PAIRS -w $MSG_HALF_WINDOW --msg-rate ${MSG_HALF_RATE:-0} --warmup $MSG_WARMUP --duration $MSG_DURATION" ;;
         msg-light) echo "msg $LIGHT_PAIRS -w 1 --warmup $MSG_WARMUP --duration $MSG_DURATION" ;;
         login) echo "login $LOGIN_N -c $LOGIN_C --accounts $BASE_N --presence" ;;
-        idle) echo "idle $IDLE_N --accounts $BASE_N --rate $IDLE_RATE --hold $IDLE_HOLD" ;;
+        idle) echo "idle $IDLE_N --accounts $BASE_N --rate $IDLE_RATE --hold $IDLE_HOLD --source 127.0.0.2,127.0.0.3" ;;
         presence) echo "presence $PRESENCE_R --first $PFIRST --timeout 30" ;;
         *) die "unknown workload '$1'" ;;
     esac

@@ -88,6 +88,30 @@ bad:
     return KR_EINVAL;
 }
 
+static int kr_hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+long kr_hex_decode(unsigned char *out, size_t cap, const char *hex, size_t len)
+{
+    if (len % 2 || len / 2 > cap)
+        return -1;
+    for (size_t i = 0; i < len / 2; i++) {
+        int hi = kr_hex_value(hex[2 * i]), lo = kr_hex_value(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return -1;
+        out[i] = (unsigned char)(hi << 4 | lo);
+    }
+    return (long)(len / 2);
+}
+
 void kr_hex_encode(char *out, const void *data, size_t len)
 {
     static const char digits[] = "0123456789abcdef";

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/base64.h"
 #include "net/tls13_record.h"
 
 /* TLS 1.2: ephemeral ECDHE, AEAD only. TLS 1.3 suites are all forward-secret AEAD. */
@@ -187,34 +188,12 @@ static kr_tls_ctx *kr_tls_ctx_new(const SSL_METHOD *method, const char *cert_pat
     return c;
 }
 
-static int hex_nibble(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* "LABEL <client random hex> <secret hex>" (the NSS key log format) into out; its length. */
 static uint8_t keylog_secret(const char *line, uint8_t *out)
 {
     const char *hex = strrchr(line, ' ');
-    if (!hex)
-        return 0;
-    hex++;
-    size_t n = strlen(hex);
-    if (n % 2 || n / 2 > KR_TLS_SECRET_MAX)
-        return 0;
-    for (size_t i = 0; i < n / 2; i++) {
-        int hi = hex_nibble(hex[2 * i]), lo = hex_nibble(hex[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return 0;
-        out[i] = (uint8_t)(hi << 4 | lo);
-    }
-    return (uint8_t)(n / 2);
+    long n = hex ? kr_hex_decode(out, KR_TLS_SECRET_MAX, hex + 1, strlen(hex + 1)) : -1;
+    return n > 0 ? (uint8_t)n : 0;
 }
 
 /* OpenSSL's key log: the only public way to the traffic secrets. Only the application

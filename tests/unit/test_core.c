@@ -129,6 +129,20 @@ static void hex_encodes_every_byte_value(void **state)
     assert_string_equal(out, want);
 }
 
+static void hex_decodes_what_it_encodes_and_rejects_the_rest(void **state)
+{
+    (void)state;
+    unsigned char out[8];
+    assert_int_equal(kr_hex_decode(out, sizeof(out), "666f6F626172", 12), 6);
+    assert_memory_equal(out, "foobar", 6);
+    assert_int_equal(kr_hex_decode(out, sizeof(out), "", 0), 0);
+    assert_int_equal(kr_hex_decode(out, sizeof(out), "abc", 3), -1);         /* odd */
+    assert_int_equal(kr_hex_decode(out, sizeof(out), "zz", 2), -1);          /* not hex */
+    assert_int_equal(kr_hex_decode(out, sizeof(out), "0g", 2), -1);
+    assert_int_equal(kr_hex_decode(out, 2, "000102", 6), -1);                /* too long */
+    assert_int_equal(kr_hex_decode(out, 3, "000102", 6), 3);
+}
+
 static void base64_rejects_non_canonical_input(void **state)
 {
     static const char *const bad[] = {"Zg",   "Zg=",  "Z===", "Zm9v\n", "Zm 9", "Zg==Zg==",
@@ -226,6 +240,7 @@ int main(void)
         cmocka_unit_test(base64_matches_rfc4648_vectors),
         cmocka_unit_test(base64_rejects_non_canonical_input),
         cmocka_unit_test(hex_encodes_every_byte_value),
+        cmocka_unit_test(hex_decodes_what_it_encodes_and_rejects_the_rest),
         cmocka_unit_test(u64map_survives_interleaved_deletes),
         cmocka_unit_test(strmap_copies_keys_and_deletes),
         cmocka_unit_test(errors_and_log_levels_have_names),

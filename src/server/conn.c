@@ -201,10 +201,16 @@ void kr_conn_send(kr_conn *c, const char *data, size_t len)
     kr_conn_mark_dirty(c);
 }
 
+#ifdef KR_JEMALLOC
+/* jemalloc (the default, main.c) gives freed pages back by itself. */
+static void kr_conn_give_back_pages(kr_conn *c)
+{
+    (void)c;
+}
+#else
 /* What an SSL object and its cipher contexts take (bench/profile.md), and how much of that
  * a worker frees by hand-overs before it asks glibc's malloc to give free pages back to the
- * kernel; freed memory otherwise stays in the thread's arena and in RSS. jemalloc (the
- * default, main.c) does that by itself. */
+ * kernel; freed memory otherwise stays in the thread's arena and in RSS. */
 #define KR_CONN_HANDOVER_BYTES (13u * 1024)
 #define KR_CONN_MALLOC_TRIM_BYTES (1u << 20)
 #define KR_CONN_MALLOC_TRIM_MS 1000
@@ -212,28 +218,28 @@ void kr_conn_send(kr_conn *c, const char *data, size_t len)
 static _Thread_local size_t kr_conn_freed_bytes;
 static _Thread_local uint64_t kr_conn_malloc_trim_at;
 
-static void kr_conn_handed_over(kr_conn *c)
+static void kr_conn_give_back_pages(kr_conn *c)
 {
-    KR_LOG(KR_LOG_DEBUG, c->log_ctx, "idle: TLS records now kurierd's, SSL object freed");
     kr_conn_freed_bytes += KR_CONN_HANDOVER_BYTES;
     uint64_t now = uv_now(c->tcp.loop);
     if (kr_conn_freed_bytes >= KR_CONN_MALLOC_TRIM_BYTES &&
         now - kr_conn_malloc_trim_at >= KR_CONN_MALLOC_TRIM_MS) {
-#ifndef KR_JEMALLOC
         malloc_trim(0);
-#endif
         kr_conn_freed_bytes = 0;
         kr_conn_malloc_trim_at = now;
     }
 }
+#endif
 
 void kr_conn_trim(kr_conn *c)
 {
     if (c->closing || c->dirty || c->out.len)
         return;
     kr_buf_clear(&c->out);
-    if (c->tls && kr_tls_trim(c->tls))
-        kr_conn_handed_over(c);
+    if (c->tls && kr_tls_trim(c->tls)) {
+        KR_LOG(KR_LOG_DEBUG, c->log_ctx, "idle: TLS records now kurierd's, SSL object freed");
+        kr_conn_give_back_pages(c);
+    }
 }
 
 void kr_conn_start_tls(kr_conn *c)

@@ -29,37 +29,32 @@ static void kr_worker_stop_cb(kr_worker *w, void *arg, uint64_t u)
     uv_close((uv_handle_t *)&w->async, NULL);
 }
 
+/* Runs the items queued when it starts. Items posted meanwhile (by these items too) found
+ * the queue empty and sent the async again, so they run in the next loop iteration, after
+ * this iteration's end-of-iteration flush: a worker posting to itself can rely on its output
+ * being written first (mod_offline deletes a delivered batch that way). */
 static void kr_worker_async_cb(uv_async_t *h)
 {
     kr_worker *w = h->data;
-    for (;;) {
-        pthread_mutex_lock(&w->lock);
-        kr_worker_item *batch = w->queue;
-        size_t n = w->queue_len;
-        size_t cap = w->queue_cap;
-        w->queue = w->spare;
-        w->queue_cap = w->spare_cap;
-        w->queue_len = 0;
-        pthread_mutex_unlock(&w->lock);
-        if (n == 0) {
-            w->spare = batch;
-            w->spare_cap = cap;
-            return;
-        }
-        bool stop = false;
-        for (size_t i = 0; i < n; i++) {
-            if (batch[i].fn == kr_worker_stop_cb)
-                stop = true;
-            else
-                batch[i].fn(w, batch[i].arg, batch[i].u);
-        }
-        w->spare = batch;
-        w->spare_cap = cap;
-        if (stop) {
-            kr_worker_stop_cb(w, NULL, 0);
-            return;
-        }
+    pthread_mutex_lock(&w->lock);
+    kr_worker_item *batch = w->queue;
+    size_t n = w->queue_len;
+    size_t cap = w->queue_cap;
+    w->queue = w->spare;
+    w->queue_cap = w->spare_cap;
+    w->queue_len = 0;
+    pthread_mutex_unlock(&w->lock);
+    bool stop = false;
+    for (size_t i = 0; i < n; i++) {
+        if (batch[i].fn == kr_worker_stop_cb)
+            stop = true;
+        else
+            batch[i].fn(w, batch[i].arg, batch[i].u);
     }
+    w->spare = batch;
+    w->spare_cap = cap;
+    if (stop)
+        kr_worker_stop_cb(w, NULL, 0);
 }
 
 static void kr_worker_check_cb(uv_check_t *h)

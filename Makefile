@@ -44,7 +44,8 @@ integration: build-test
 interop: build-test
 	@scripts/run-tests.sh interop
 
-test: build-test
+# build: the release kurierd (jemalloc) that run-tests.sh's last part runs against.
+test: build build-test
 	@scripts/run-tests.sh all
 
 # libFuzzer harnesses of tests/fuzz, FUZZ_SECONDS each, built with clang in build-fuzz/

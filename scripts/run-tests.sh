@@ -4,7 +4,9 @@
 #   unit         every cmocka binary build-test/test_* (a sanitizer report aborts it: failure)
 #   integration  pytest + slixmpp against a real kurierd (tests/integration)
 #   interop      federation with real Prosody and ejabberd peers (tests/interop; root)
-#   all          all three
+#   release      some integration tests against the release build (build/: jemalloc, no
+#                sanitizers), the server `make run` and `make bench` run
+#   all          all four
 # Exit status is non-zero when anything failed.
 set -u
 cd "$(dirname "$0")/.."
@@ -36,10 +38,10 @@ run_unit() {
     done
 }
 
-run_pytest() { # directory
+run_pytest() { # paths...
     local log rc summary p f e
     log=$(mktemp)
-    /usr/bin/python3 -m pytest "$1" -p no:cacheprovider -q -rfEs 2>&1 | tee "$log"
+    /usr/bin/python3 -m pytest "$@" -p no:cacheprovider -q -rfEs 2>&1 | tee "$log"
     rc=${PIPESTATUS[0]}
     summary=$(grep -E '(passed|failed|error)' "$log" | tail -n1)
     p=$(printf '%s' "$summary" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+' || true)
@@ -55,12 +57,27 @@ run_pytest() { # directory
     failed=$((failed + f))
 }
 
+# The release kurierd differs from build-test's in its allocator (jemalloc with kurierd's
+# malloc_conf) and optimisation: real clients across idle TLS hand-overs, routing under load
+# and offline delivery across kills.
+run_release() {
+    if [ ! -x build/kurierd ] || [ ! -x build/kurierctl ]; then
+        echo "release: build/kurierd is missing (make build)"
+        failed=$((failed + 1))
+        return
+    fi
+    KURIERD=$PWD/build/kurierd KURIERCTL=$PWD/build/kurierctl run_pytest \
+        tests/integration/test_tls_handover.py tests/integration/test_routing.py \
+        tests/integration/test_offline.py
+}
+
 case $what in
 unit) run_unit ;;
 integration) run_pytest tests/integration ;;
 interop) run_pytest tests/interop ;;
-all) run_unit; run_pytest tests/integration; run_pytest tests/interop ;;
-*) echo "usage: $0 unit|integration|interop|all" >&2; exit 2 ;;
+release) run_release ;;
+all) run_unit; run_pytest tests/integration; run_pytest tests/interop; run_release ;;
+*) echo "usage: $0 unit|integration|interop|release|all" >&2; exit 2 ;;
 esac
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

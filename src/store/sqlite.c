@@ -403,14 +403,18 @@ int kr_store_open(const char *path, kr_store **out, char *err, size_t errlen)
     *out = NULL;
     if (err && errlen > 0)
         err[0] = '\0';
-    /* Create it ourselves so it never exists with wider permissions; SQLite
-     * gives the -wal and -shm files the database file's mode. */
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) {
+    /* Create it ourselves so it never exists with wider permissions; SQLite gives the -wal and
+     * -shm files the database file's mode. Only when it does not exist yet: closing a
+     * descriptor of a file drops every POSIX lock this process holds on it, including those
+     * of other connections of ours (one per storage lane), and a process that then sees the
+     * file unlocked may checkpoint and remove the WAL under them. */
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        close(fd);
+    } else if (errno != EEXIST) {
         set_err(err, errlen, "cannot open %s: %s", path, strerror(errno));
         return KR_ESTORE;
     }
-    close(fd);
 
     kr_store *s = kr_xcalloc(1, sizeof *s);
     int rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);

@@ -96,6 +96,7 @@ kr_rbuf *kr_rbuf_new(const void *data, size_t len)
 {
     kr_rbuf *r = kr_xmalloc(sizeof(*r) + len + 1);
     atomic_init(&r->refs, 1);
+    r->meta = 0;
     r->len = len;
     if (len)
         memcpy(r->data, data, len);

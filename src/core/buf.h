@@ -35,6 +35,8 @@ char *kr_buf_detach(kr_buf *b, size_t *len);
 
 typedef struct kr_rbuf {
     atomic_uint refs;
+    unsigned meta; /* set by its creator before sharing, read-only afterwards (kurierd: the
+                    * stanza's kind and type, server/stanza.h); 0 from the constructors */
     size_t len;
     char data[];
 } kr_rbuf;

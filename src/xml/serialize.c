@@ -164,6 +164,8 @@ static void kr_xml_put_node(kr_buf *out, const kr_xml_node *n, const char *paren
 {
     if (n->type == KR_XML_TEXT)
         kr_xml_escape_text(out, n->text, n->text_len);
+    else if (n->type == KR_XML_RAW)
+        kr_buf_append(out, n->text, n->text_len);
     else
         kr_xml_open_tag(out, n, parent_ns);
 }

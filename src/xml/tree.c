@@ -60,6 +60,14 @@ void kr_xml_text_add(kr_arena *a, kr_xml_node *parent, const char *text, size_t 
     kr_xml_child_append(parent, t);
 }
 
+void kr_xml_raw_add(kr_arena *a, kr_xml_node *parent, const char *xml, size_t len)
+{
+    kr_xml_node *t = kr_xml_node_alloc(a, KR_XML_RAW);
+    t->text = kr_arena_strndup(a, xml, len);
+    t->text_len = len;
+    kr_xml_child_append(parent, t);
+}
+
 void kr_xml_child_append(kr_xml_node *parent, kr_xml_node *child)
 {
     if (child->parent)
@@ -240,8 +248,8 @@ static kr_xml_attr *kr_xml_attrs_copy(kr_arena *a, const kr_xml_attr *src)
 /* Copy of one node without its children, appended to parent when parent is not NULL. */
 static kr_xml_node *kr_xml_node_copy_one(kr_arena *a, const kr_xml_node *src, kr_xml_node *parent)
 {
-    if (src->type == KR_XML_TEXT) {
-        kr_xml_node *t = kr_xml_node_alloc(a, KR_XML_TEXT);
+    if (src->type != KR_XML_ELEMENT) {
+        kr_xml_node *t = kr_xml_node_alloc(a, src->type);
         t->text = kr_arena_strndup(a, src->text, src->text_len);
         t->text_len = src->text_len;
         if (parent)

@@ -16,7 +16,10 @@
 
 #define KR_NS_XML "http://www.w3.org/XML/1998/namespace"
 
-typedef enum kr_xml_node_type { KR_XML_ELEMENT, KR_XML_TEXT } kr_xml_node_type;
+/* KR_XML_RAW: markup the server produced itself earlier (a stored vCard, say), kept as
+ * bytes and written out unchanged by the serializer; not looked into by the tree functions.
+ * Only for our own serializer's output: it must be well-formed and namespace-complete. */
+typedef enum kr_xml_node_type { KR_XML_ELEMENT, KR_XML_TEXT, KR_XML_RAW } kr_xml_node_type;
 
 typedef struct kr_xml_attr {
     const char *ns;   /* "" when unqualified */
@@ -35,7 +38,8 @@ typedef struct kr_xml_node {
     kr_xml_attr *attrs;
     struct kr_xml_node *children;
     struct kr_xml_node *last_child;
-    /* KR_XML_TEXT: unescaped character data, NUL-terminated, len bytes */
+    /* KR_XML_TEXT: unescaped character data, NUL-terminated, len bytes; KR_XML_RAW: the
+     * markup */
     const char *text;
     size_t text_len;
 } kr_xml_node;
@@ -51,6 +55,8 @@ kr_xml_node *kr_xml_elem_add_take(kr_arena *a, kr_xml_node *parent, const char *
                                   const char *name);
 /** Append text (copied) as last child of parent. */
 void kr_xml_text_add(kr_arena *a, kr_xml_node *parent, const char *text, size_t len);
+/** Append markup our serializer made earlier (copied) as last child (KR_XML_RAW). */
+void kr_xml_raw_add(kr_arena *a, kr_xml_node *parent, const char *xml, size_t len);
 /** Append an existing node (and its subtree) as last child. */
 void kr_xml_child_append(kr_xml_node *parent, kr_xml_node *child);
 /** Unlink node from its parent (no memory is released). */

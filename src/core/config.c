@@ -105,6 +105,7 @@ static const kr_cfg_key kr_cfg_keys[] = {
     KR_CFG_NUM("sasl.max_failures", sasl.max_failures, 1, 100, "3"),
     KR_CFG_WORD("storage.driver", storage.driver, kr_cfg_drivers, "sqlite"),
     KR_CFG_STR("storage.sqlite_path", storage.sqlite_path, "kurier.db"),
+    KR_CFG_NUM("storage.threads", storage.threads, 1, 64, "4"),
     KR_CFG_NUM("limits.max_stanza_bytes", limits.max_stanza_bytes, 16384, 16777216, "262144"),
     KR_CFG_NUM("limits.max_depth", limits.max_depth, 4, 1024, "64"),
     KR_CFG_NUM("limits.max_attributes", limits.max_attributes, 8, 1024, "64"),

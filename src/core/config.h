@@ -64,6 +64,7 @@ typedef struct kr_config {
     struct {
         char *driver;      /* "sqlite" */
         char *sqlite_path; /* default "kurier.db", relative to data_dir */
+        unsigned threads;  /* storage lanes (threads with their own connection); default 4 */
     } storage;
 
     struct {

@@ -25,7 +25,9 @@
 #include "net/listener.h"
 #include "server/c2s.h"
 #include "server/conn.h"
+#include "server/hosts.h"
 #include "server/modules.h"
+#include "server/router.h"
 #include "server/s2s.h"
 #include "server/server.h"
 #include "server/sessions.h"
@@ -123,6 +125,8 @@ static int kr_main_start_workers(kr_server *srv)
         kr_worker_state *ws = kr_xcalloc(1, sizeof(*ws));
         ws->srv = srv;
         kr_u64map_init(&ws->conns);
+        kr_u64map_init(&ws->sessions);
+        kr_u64map_init(&ws->intakes);
         kr_strmap_init(&ws->s2s_out);
         ws->read_buf_size = KR_READ_BUF_SIZE;
         ws->read_buf = kr_xmalloc(ws->read_buf_size);
@@ -144,6 +148,8 @@ static void kr_main_free_workers(kr_server *srv)
         if (!ws)
             continue;
         kr_u64map_clear(&ws->conns);
+        kr_u64map_clear(&ws->sessions);
+        kr_u64map_clear(&ws->intakes);
         kr_strmap_clear(&ws->s2s_out);
         free(ws->listeners);
         free(ws->read_buf);
@@ -174,6 +180,23 @@ static void kr_main_abort_workers(kr_server *srv)
     }
 }
 
+/* One connection of the store per storage lane (storage_thread.h). */
+static int kr_main_open_store(void *path, kr_store **out, char *err, size_t errlen)
+{
+    return kr_store_open(path, out, err, errlen);
+}
+
+/* The address table starts with the user domains; modules add their services. */
+static int kr_main_hosts(kr_server *srv)
+{
+    srv->hosts = kr_hosts_new();
+    for (size_t i = 0; i < srv->cfg->domain_count; i++)
+        if (!kr_hosts_add(srv->hosts, srv->cfg->domains[i], KR_HOST_USER, kr_router_deliver_user,
+                          NULL, NULL))
+            return -1; /* the configuration refuses duplicates: cannot happen */
+    return 0;
+}
+
 static uv_signal_t kr_sig_term, kr_sig_int;
 
 static void kr_main_on_signal(uv_signal_t *h, int signum)
@@ -198,14 +221,15 @@ static int kr_main_run(kr_server *srv)
         return KR_EXIT_START;
     }
     char *db = kr_config_data_path(srv->cfg, srv->cfg->storage.sqlite_path);
-    kr_store *store;
-    int r = kr_store_open(db, &store, err, sizeof(err));
+    srv->storage = kr_storage_start(srv->cfg->storage.threads, kr_main_open_store, db, err,
+                                    sizeof(err));
     free(db);
-    if (r != 0) {
+    if (!srv->storage) {
         KR_LOG(KR_LOG_ERROR, NULL, "cannot open the store: %s", err);
         return KR_EXIT_START;
     }
-    srv->storage = kr_storage_start(store);
+    if (kr_main_hosts(srv) != 0)
+        return KR_EXIT_START;
     srv->sessions = kr_sessions_new();
     RAND_bytes(srv->secret, sizeof(srv->secret));
     atomic_init(&srv->next_conn_id, 1);
@@ -296,6 +320,7 @@ int main(int argc, char **argv)
     kr_main_free_workers(&srv);
     kr_s2s_stop(&srv);
     kr_sessions_free(srv.sessions);
+    kr_hosts_free(srv.hosts);
     kr_tls_ctx_free(srv.tls);
     kr_config_free(&cfg);
     return rc;

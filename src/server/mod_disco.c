@@ -1,12 +1,16 @@
 /* SPDX-License-Identifier: AGPL-3.0-or-later
  *
  * Service discovery (XEP-0030) and the server's entity capabilities
- * (XEP-0115). disco#info to one of our domains answers the identity
- * server/im "Kurier" and every module's disco features; disco#info to a local
- * account's bare JID answers, on the account's behalf, the identity
- * account/registered when the account exists (checked on the storage thread)
- * and <service-unavailable/> when it does not (RFC 6121 §8.5.1). disco#items
- * lists nothing yet for either. At init the module gathers the features once
+ * (XEP-0115). disco#info to one of our user domains answers the identity
+ * server/im "Kurier" and every module's disco features; disco#items there
+ * lists the service and component domains under it (conference., pubsub.,
+ * ...: the address table, hosts.h). disco#info to a service domain answers
+ * the identity and features its module declares (kr_service_def); its
+ * disco#items is the module's to answer (an empty list when it does not).
+ * disco#info to a local account's bare JID answers, on the account's behalf,
+ * the identity account/registered when the account exists (checked on the
+ * account's storage lane while the handler waits) and <service-unavailable/>
+ * when it does not (RFC 6121 §8.5.1). At init the module gathers the features once
  * (sorted, without duplicates: the order XEP-0115 §5.1 hashes them in),
  * computes the verification string of §5 (SHA-1, base64) and answers
  * queries for the node 'https://kurier.invalid#<ver>' like the plain query
@@ -24,7 +28,6 @@
 #include "core/log.h"
 #include "server/modules.h"
 #include "server/router.h"
-#include "server/storage_thread.h"
 #include "xml/serialize.h"
 
 #define KR_NS_DISCO_INFO "http://jabber.org/protocol/disco#info"
@@ -171,12 +174,48 @@ static void kr_disco_server_info(kr_handler_ctx *ctx)
     kr_disco_add_identity(st->arena, q, "server", "im", KR_DISCO_NAME);
     for (size_t i = 0; i < kr_disco.count; i++)
         kr_disco_add_feature(st->arena, q, kr_disco.features[i]);
-    kr_router_send(ctx->srv, ctx->worker, iq, st->arena);
+    kr_reply(ctx, iq);
+}
+
+/* XEP-0030 §3.1 for a service host: what its module declares, plus disco itself. */
+static void kr_disco_service_info(kr_handler_ctx *ctx)
+{
+    kr_stanza *st = ctx->st;
+    const kr_service_def *svc = st->host->module->service;
+    kr_xml_node *iq;
+    kr_xml_node *q = kr_disco_result_query(st, KR_NS_DISCO_INFO, &iq);
+    kr_disco_add_identity(st->arena, q, svc->identity.category, svc->identity.type,
+                          svc->identity.name);
+    kr_disco_add_feature(st->arena, q, KR_NS_DISCO_INFO);
+    kr_disco_add_feature(st->arena, q, KR_NS_DISCO_ITEMS);
+    for (const char *const *f = svc->features; f && *f; f++)
+        if (strcmp(*f, KR_NS_DISCO_INFO) != 0 && strcmp(*f, KR_NS_DISCO_ITEMS) != 0)
+            kr_disco_add_feature(st->arena, q, *f);
+    kr_reply(ctx, iq);
+}
+
+/* XEP-0030 §4: the services and components under one of our user domains. */
+static void kr_disco_server_items(kr_handler_ctx *ctx)
+{
+    kr_stanza *st = ctx->st;
+    kr_xml_node *iq;
+    kr_xml_node *q = kr_disco_result_query(st, KR_NS_DISCO_ITEMS, &iq);
+    for (size_t i = 0; i < kr_hosts_count(ctx->srv->hosts); i++) {
+        const kr_host *h = kr_hosts_at(ctx->srv->hosts, i);
+        if (h->parent != st->host)
+            continue;
+        kr_xml_node *item = kr_xml_elem_add(st->arena, q, KR_NS_DISCO_ITEMS, "item");
+        kr_xml_attr_set(st->arena, item, "jid", h->domain);
+        if (h->name)
+            kr_xml_attr_set(st->arena, item, "name", h->name);
+    }
+    kr_reply(ctx, iq);
 }
 
 /* What the server says on behalf of an existing account (XEP-0030 §3.1, RFC 6121 §8.5.2.1.3). */
-static void kr_disco_account_answer(kr_server *srv, kr_worker *w, kr_stanza *st)
+static void kr_disco_account_answer(kr_handler_ctx *ctx)
 {
+    kr_stanza *st = ctx->st;
     kr_xml_node *iq;
     bool info = strcmp(st->payload->ns, KR_NS_DISCO_INFO) == 0;
     kr_xml_node *q = kr_disco_result_query(st, st->payload->ns, &iq);
@@ -185,20 +224,19 @@ static void kr_disco_account_answer(kr_server *srv, kr_worker *w, kr_stanza *st)
         kr_disco_add_feature(st->arena, q, KR_NS_DISCO_INFO);
         kr_disco_add_feature(st->arena, q, KR_NS_DISCO_ITEMS);
     }
-    kr_router_send(srv, w, iq, st->arena);
+    kr_reply(ctx, iq);
 }
 
 typedef struct kr_disco_req {
-    kr_server *srv;
     char *user;
-    kr_arena *arena;
-    kr_xml_node *elem; /* copy of the request */
     int result;
 } kr_disco_req;
 
-static bool kr_disco_served(void *ud, const char *domain)
+static void kr_disco_req_free(void *arg)
 {
-    return kr_config_serves(((kr_server *)ud)->cfg, domain);
+    kr_disco_req *r = arg;
+    free(r->user);
+    free(r);
 }
 
 static void kr_disco_account_job(kr_store *store, void *arg)
@@ -208,50 +246,49 @@ static void kr_disco_account_job(kr_store *store, void *arg)
     r->result = kr_store_account_get(store, r->user, &acct);
 }
 
-static void kr_disco_account_done(kr_worker *w, void *arg, uint64_t u)
+static kr_verdict kr_disco_account_done(kr_handler_ctx *ctx, void *arg)
 {
     kr_disco_req *r = arg;
-    kr_stanza st;
-    if (kr_worker_current() == w &&
-        kr_stanza_decode(&st, r->elem, r->arena, kr_disco_served, r->srv) == NULL) {
-        if (r->result == 0)
-            kr_disco_account_answer(r->srv, w, &st);
-        else
-            kr_router_bounce(
-                r->srv, w, &st,
-                r->result == KR_ENOENT ? "service-unavailable" : "internal-server-error", NULL);
-    }
-    free(r->user);
-    kr_arena_free(r->arena);
-    free(r);
+    if (r->result == 0)
+        kr_disco_account_answer(ctx);
+    else
+        kr_bounce(ctx, r->result == KR_ENOENT ? "service-unavailable" : "internal-server-error",
+                  NULL);
+    return KR_HANDLED;
 }
 
-static void kr_disco_account(kr_handler_ctx *ctx)
+static const kr_wait_ops kr_disco_account_ops = {kr_disco_account_job, kr_disco_account_done,
+                                                 kr_disco_req_free};
+
+static kr_verdict kr_disco_account(kr_handler_ctx *ctx)
 {
     kr_stanza *st = ctx->st;
     if (kr_xml_attr_get(st->payload, "node")) {
-        kr_router_bounce(ctx->srv, ctx->worker, st, "item-not-found", NULL);
-        return;
+        kr_bounce(ctx, "item-not-found", NULL);
+        return KR_HANDLED;
     }
     if (st->addressing == KR_ADDR_SELF) { /* the requester's own account exists */
-        kr_disco_account_answer(ctx->srv, ctx->worker, st);
-        return;
+        kr_disco_account_answer(ctx);
+        return KR_HANDLED;
     }
     kr_disco_req *r = kr_xcalloc(1, sizeof(*r));
-    r->srv = ctx->srv;
     r->user = kr_xstrdup(kr_jid_format_bare(st->arena, &st->to));
-    r->arena = kr_arena_new(512);
-    r->elem = kr_xml_node_copy(r->arena, st->elem);
-    kr_storage_submit(ctx->srv->storage, kr_disco_account_job, ctx->worker, kr_disco_account_done,
-                      r, 0);
+    return kr_handler_wait(ctx, r->user, &kr_disco_account_ops, r);
 }
 
 static kr_verdict kr_disco_info_handle(kr_handler_ctx *ctx)
 {
-    if (ctx->st->addressing != KR_ADDR_HOST)
-        kr_disco_account(ctx);
-    else if (!kr_disco_server_node_ok(ctx->st))
-        kr_router_bounce(ctx->srv, ctx->worker, ctx->st, "item-not-found", NULL);
+    kr_stanza *st = ctx->st;
+    if (st->host->kind == KR_HOST_SERVICE) {
+        if (st->addressing != KR_ADDR_HOST || kr_xml_attr_get(st->payload, "node"))
+            return KR_PASS; /* rooms, nodes: the service's own */
+        kr_disco_service_info(ctx);
+        return KR_HANDLED;
+    }
+    if (st->addressing != KR_ADDR_HOST)
+        return kr_disco_account(ctx);
+    if (!kr_disco_server_node_ok(st))
+        kr_bounce(ctx, "item-not-found", NULL);
     else
         kr_disco_server_info(ctx);
     return KR_HANDLED;
@@ -260,23 +297,31 @@ static kr_verdict kr_disco_info_handle(kr_handler_ctx *ctx)
 static kr_verdict kr_disco_items_handle(kr_handler_ctx *ctx)
 {
     kr_stanza *st = ctx->st;
-    if (st->addressing != KR_ADDR_HOST) {
-        kr_disco_account(ctx);
-    } else if (!kr_disco_server_node_ok(st)) {
-        kr_router_bounce(ctx->srv, ctx->worker, st, "item-not-found", NULL);
-    } else {
+    if (st->host->kind == KR_HOST_SERVICE) {
+        if (st->addressing != KR_ADDR_HOST || kr_xml_attr_get(st->payload, "node"))
+            return KR_PASS;
         kr_xml_node *iq;
-        kr_disco_result_query(st, KR_NS_DISCO_ITEMS, &iq); /* no components yet */
-        kr_router_send(ctx->srv, ctx->worker, iq, st->arena);
+        kr_disco_result_query(st, KR_NS_DISCO_ITEMS, &iq); /* the module had its turn */
+        kr_reply(ctx, iq);
+        return KR_HANDLED;
     }
+    if (st->addressing != KR_ADDR_HOST)
+        return kr_disco_account(ctx);
+    if (!kr_disco_server_node_ok(st))
+        kr_bounce(ctx, "item-not-found", NULL);
+    else
+        kr_disco_server_items(ctx);
     return KR_HANDLED;
 }
 
 static const kr_handler_spec kr_disco_handlers[] = {
+    /* Below a service module's own handlers (priority 0), which answer for rooms and nodes
+     * and may answer for the service itself. */
     {KR_PHASE_IN, KR_STANZA_IQ, KR_TYPE_GET, KR_ADDR_HOST | KR_ADDR_BARE | KR_ADDR_SELF,
-     KR_NS_DISCO_INFO, "query", 0, kr_disco_info_handle},
+     KR_NS_DISCO_INFO, "query", -100, kr_disco_info_handle, KR_HOST_USER | KR_HOST_ANY_SERVICE},
     {KR_PHASE_IN, KR_STANZA_IQ, KR_TYPE_GET, KR_ADDR_HOST | KR_ADDR_BARE | KR_ADDR_SELF,
-     KR_NS_DISCO_ITEMS, "query", 0, kr_disco_items_handle},
+     KR_NS_DISCO_ITEMS, "query", -100, kr_disco_items_handle,
+     KR_HOST_USER | KR_HOST_ANY_SERVICE},
 };
 
 static const char *const kr_disco_features[] = {KR_NS_DISCO_INFO, KR_NS_DISCO_ITEMS, NULL};

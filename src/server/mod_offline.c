@@ -5,18 +5,20 @@
  * resource with non-negative priority (RFC 6121 §8.5.2.2.1), or for a full
  * JID whose session has gone (§8.5.3.2.1), stamps them with a XEP-0203
  * <delay/>, serializes them once and appends them to the account's queue in
- * the store. The message counts as accepted only when the store has made it
- * durable; a full queue bounces it with <resource-constraint/>, an account
- * that does not exist with <service-unavailable/> (RFC 6121 §8.5.1), both
- * checked in the same storage job. When a session becomes available with
- * non-negative priority, the queue is read in batches on the storage thread,
- * handed to that session in order, and only then deleted up to the last id
- * handed over (the delete is submitted after the worker has flushed its
- * output), so a crash at any point may deliver a message twice but never
- * loses one. Per-session state (a flush in progress) lives in
- * KR_SLOT_OFFLINE, on the session's worker only. Messages carrying nothing
- * but chat state notifications are dropped, not stored (XEP-0085: they are
- * meaningless later).
+ * the store, waiting (modules.h) until the store has made the message
+ * durable: only then is it accepted, and only then does the sender's stream
+ * go on to its next stanza, so any later reply on that stream (a pong, an iq
+ * result) leaves after the message is on disk. A full queue bounces it with
+ * <resource-constraint/>, an account that does not exist with
+ * <service-unavailable/> (RFC 6121 §8.5.1), both checked in the same storage
+ * job. When a session becomes available with non-negative priority, the queue
+ * is read in batches on the account's storage lane, handed to that session in
+ * order, and only then deleted up to the last id handed over (the delete is
+ * submitted after the worker has flushed its output), so a crash at any point
+ * may deliver a message twice but never loses one. Per-session state (a flush
+ * in progress) lives in this module's session slot, on the session's worker
+ * only. Messages carrying nothing but chat state notifications are dropped,
+ * not stored (XEP-0085: they are meaningless later).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -40,28 +42,23 @@
 
 /* ---- storing ------------------------------------------------------------------------------ */
 
+static unsigned kr_offline_slot;
+
 typedef struct kr_offline_push {
-    kr_server *srv;
-    char *user;    /* recipient's bare JID */
-    kr_buf xml;    /* the message as it will be delivered, <delay/> included */
-    int64_t stamp; /* ms since the epoch */
+    char *user;        /* recipient's bare JID */
+    kr_buf xml;        /* the message as it will be delivered, <delay/> included */
+    int64_t stamp;     /* ms since the epoch */
     size_t quota;
-    kr_arena *arena;   /* holds orig */
-    kr_xml_node *orig; /* the message as received, to bounce it */
+    kr_xml_node *delay; /* the <delay/> added to the stanza, taken out again to bounce it */
     int result;
 } kr_offline_push;
 
-static void kr_offline_push_free(kr_offline_push *p)
+static void kr_offline_push_free(void *arg)
 {
+    kr_offline_push *p = arg;
     free(p->user);
     kr_buf_clear(&p->xml);
-    kr_arena_free(p->arena);
     free(p);
-}
-
-static bool kr_offline_served(void *ud, const char *domain)
-{
-    return kr_config_serves(((kr_server *)ud)->cfg, domain);
 }
 
 /* True when every child element is a chat state notification (and there is at least one). */
@@ -76,7 +73,7 @@ static bool kr_offline_only_chat_state(const kr_xml_node *msg)
     return any;
 }
 
-/* Storage thread: the account must exist (RFC 6121 §8.5.1) before anything is queued. */
+/* Storage lane: the account must exist (RFC 6121 §8.5.1) before anything is queued. */
 static void kr_offline_push_job(kr_store *store, void *arg)
 {
     kr_offline_push *p = arg;
@@ -90,20 +87,12 @@ static void kr_offline_push_job(kr_store *store, void *arg)
                kr_strerror(p->result), kr_store_errmsg(store));
 }
 
-static void kr_offline_bounce(kr_offline_push *p, kr_worker *w, const char *condition,
-                              const char *text)
-{
-    kr_stanza st;
-    if (kr_stanza_decode(&st, p->orig, p->arena, kr_offline_served, p->srv) == NULL)
-        kr_router_bounce(p->srv, w, &st, condition, text);
-}
-
-static void kr_offline_kick(kr_worker *w, void *arg, uint64_t conn_id);
+static void kr_offline_kick(kr_session *s, void *srv);
 
 /* The recipient came online between our availability check and the store's answer: its
  * flush may have read the queue before this message was in it, so start another one on the
  * session that bare-JID routing would pick. */
-static void kr_offline_kick_available(kr_server *srv, const char *user)
+static void kr_offline_kick_available(kr_server *srv, kr_worker *w, const char *user)
 {
     kr_session_ref refs[KR_OFFLINE_MAX_REFS];
     size_t n = kr_sessions_list(srv->sessions, user, refs, KR_OFFLINE_MAX_REFS);
@@ -115,34 +104,36 @@ static void kr_offline_kick_available(kr_server *srv, const char *user)
             (!best || refs[i].priority > best->priority))
             best = &refs[i];
     if (best)
-        kr_worker_post(&srv->workers[best->worker], kr_offline_kick, srv, best->conn_id);
+        kr_session_call(srv, w, best, kr_offline_kick, srv);
 }
 
-static void kr_offline_push_done(kr_worker *w, void *arg, uint64_t u)
+static kr_verdict kr_offline_push_done(kr_handler_ctx *ctx, void *arg)
 {
     kr_offline_push *p = arg;
-    if (kr_worker_current() == w) { /* not the shutdown drain on the main thread */
-        switch (p->result) {
-        case 0:
-            if (kr_router_has_available(p->srv, p->user))
-                kr_offline_kick_available(p->srv, p->user);
-            break;
-        case KR_ENOENT:
-            kr_offline_bounce(p, w, "service-unavailable", NULL);
-            break;
-        case KR_ELIMIT:
-            kr_offline_bounce(p, w, "resource-constraint",
-                              "The recipient's offline message queue is full");
-            break;
-        default:
-            kr_offline_bounce(p, w, "internal-server-error", NULL);
-            break;
-        }
+    if (p->result == 0) {
+        if (kr_router_has_available(ctx->srv, p->user))
+            kr_offline_kick_available(ctx->srv, ctx->worker, p->user);
+        return KR_HANDLED;
     }
-    kr_offline_push_free(p);
+    kr_xml_node_unlink(p->delay); /* the bounce carries the message as it was sent */
+    switch (p->result) {
+    case KR_ENOENT:
+        kr_bounce(ctx, "service-unavailable", NULL);
+        break;
+    case KR_ELIMIT:
+        kr_bounce(ctx, "resource-constraint", "The recipient's offline message queue is full");
+        break;
+    default:
+        kr_bounce(ctx, "internal-server-error", NULL);
+        break;
+    }
+    return KR_HANDLED;
 }
 
-static void kr_offline_add_delay(kr_stanza *st)
+static const kr_wait_ops kr_offline_push_ops = {kr_offline_push_job, kr_offline_push_done,
+                                                kr_offline_push_free};
+
+static kr_xml_node *kr_offline_add_delay(kr_stanza *st)
 {
     struct timespec ts;
     kr_time_now_ms(&ts);
@@ -151,13 +142,14 @@ static void kr_offline_add_delay(kr_stanza *st)
     kr_xml_node *d = kr_xml_elem_add(st->arena, st->elem, KR_NS_DELAY, "delay");
     kr_xml_attr_set(st->arena, d, "from", st->to.domain);
     kr_xml_attr_set(st->arena, d, "stamp", stamp);
+    return d;
 }
 
 static kr_verdict kr_offline_handle(kr_handler_ctx *ctx)
 {
     kr_server *srv = ctx->srv;
     kr_stanza *st = ctx->st;
-    if (!srv->cfg->offline.enabled || !srv->storage)
+    if (!srv->cfg->offline.enabled)
         return KR_PASS; /* the router's default rules bounce it */
     const char *bare = kr_jid_format_bare(st->arena, &st->to);
     kr_session_ref ref;
@@ -169,17 +161,13 @@ static kr_verdict kr_offline_handle(kr_handler_ctx *ctx)
     if (kr_offline_only_chat_state(st->elem))
         return KR_HANDLED;
     kr_offline_push *p = kr_xcalloc(1, sizeof(*p));
-    p->srv = srv;
     p->user = kr_xstrdup(bare);
     p->quota = srv->cfg->offline.max_messages;
-    p->arena = kr_arena_new(1024);
-    p->orig = kr_xml_node_copy(p->arena, st->elem);
     struct timespec ts;
     p->stamp = kr_time_now_ms(&ts);
-    kr_offline_add_delay(st);
+    p->delay = kr_offline_add_delay(st);
     kr_xml_serialize(&p->xml, st->elem, KR_NS_CLIENT);
-    kr_storage_submit(srv->storage, kr_offline_push_job, ctx->worker, kr_offline_push_done, p, 0);
-    return KR_HANDLED;
+    return kr_handler_wait(ctx, p->user, &kr_offline_push_ops, p);
 }
 
 /* ---- delivering --------------------------------------------------------------------------- */
@@ -221,37 +209,33 @@ static void kr_offline_flush_job(kr_store *store, void *arg)
                kr_strerror(f->result), kr_store_errmsg(store));
 }
 
-static void kr_offline_flush_done(kr_worker *w, void *arg, uint64_t conn_id);
+static void kr_offline_flush_done(kr_worker *w, void *arg, uint64_t session_id);
 
-static void kr_offline_flush_submit(kr_offline_flush *f, kr_worker *w, uint64_t conn_id)
+static void kr_offline_flush_submit(kr_offline_flush *f, kr_worker *w, uint64_t session_id)
 {
-    if (!f->srv->storage) {
-        kr_offline_flush_free(f);
-        return;
-    }
-    kr_storage_submit(f->srv->storage, kr_offline_flush_job, w, kr_offline_flush_done, f, conn_id);
+    kr_storage_submit(f->srv->storage, f->user, kr_offline_flush_job, w, kr_offline_flush_done,
+                      f, session_id);
 }
 
-/* The session of conn_id when this runs on its worker's loop (not the shutdown drain). */
-static kr_session *kr_offline_session(kr_worker *w, uint64_t conn_id)
+/* The session when this runs on its worker's loop (not the shutdown drain) and is still
+ * flushing. */
+static kr_session *kr_offline_session(kr_worker *w, uint64_t session_id)
 {
-    if (kr_worker_current() != w)
-        return NULL;
-    kr_session *s = kr_session_find(w, conn_id);
-    return s && s->bare && s->slots[KR_SLOT_OFFLINE] ? s : NULL;
+    kr_session *s = kr_session_find(w, session_id);
+    return s && s->bare && *kr_session_slot(s, kr_offline_slot) ? s : NULL;
 }
 
 /* Posted to the session's own worker after a batch was handed over, so it runs after the
  * worker flushed that output to the socket: only now may the store forget the batch. */
-static void kr_offline_after_send(kr_worker *w, void *arg, uint64_t conn_id)
+static void kr_offline_after_send(kr_worker *w, void *arg, uint64_t session_id)
 {
     kr_offline_flush *f = arg;
-    if (!kr_offline_session(w, conn_id)) {
+    if (!kr_offline_session(w, session_id)) {
         /* Gone before the batch was confirmed written: keep it queued for the next login. */
         kr_offline_flush_free(f);
         return;
     }
-    kr_offline_flush_submit(f, w, conn_id);
+    kr_offline_flush_submit(f, w, session_id);
 }
 
 static void kr_offline_start(kr_server *srv, kr_session *s);
@@ -267,7 +251,10 @@ static int64_t kr_offline_send_batch(kr_server *srv, kr_session *s, const kr_off
     for (; i < f->n; i++) {
         if (i > 0 && bytes + f->msgs[i].len > budget)
             break;
-        kr_session_send(s, f->msgs[i].xml, f->msgs[i].len);
+        kr_rbuf *b = kr_rbuf_new(f->msgs[i].xml, f->msgs[i].len);
+        b->meta = kr_stanza_meta_of_bytes(b->data, b->len);
+        kr_session_deliver(s, b);
+        kr_rbuf_unref(b);
         bytes += f->msgs[i].len;
         last = f->msgs[i].id;
     }
@@ -275,15 +262,15 @@ static int64_t kr_offline_send_batch(kr_server *srv, kr_session *s, const kr_off
     return last;
 }
 
-static void kr_offline_flush_done(kr_worker *w, void *arg, uint64_t conn_id)
+static void kr_offline_flush_done(kr_worker *w, void *arg, uint64_t session_id)
 {
     kr_offline_flush *f = arg;
-    kr_session *s = kr_offline_session(w, conn_id);
+    kr_session *s = kr_offline_session(w, session_id);
     if (!s) {
         kr_offline_flush_free(f);
         return;
     }
-    kr_offline_state *state = s->slots[KR_SLOT_OFFLINE];
+    kr_offline_state *state = *kr_session_slot(s, kr_offline_slot);
     if (f->result != 0 || !s->available || s->priority < 0) {
         state->busy = false; /* what is left stays queued for a later session */
         kr_offline_flush_free(f);
@@ -309,14 +296,15 @@ static void kr_offline_flush_done(kr_worker *w, void *arg, uint64_t conn_id)
     f->n = 0;
     f->delete_upto = last;
     f->list = more;
-    kr_worker_post(w, kr_offline_after_send, f, conn_id);
+    kr_worker_post(w, kr_offline_after_send, f, session_id);
 }
 
 static void kr_offline_start(kr_server *srv, kr_session *s)
 {
-    kr_offline_state *state = s->slots[KR_SLOT_OFFLINE];
-    if (!state)
-        state = s->slots[KR_SLOT_OFFLINE] = kr_xcalloc(1, sizeof(*state));
+    void **slot = kr_session_slot(s, kr_offline_slot);
+    if (!*slot)
+        *slot = kr_xcalloc(1, sizeof(kr_offline_state));
+    kr_offline_state *state = *slot;
     if (state->busy) {
         state->again = true;
         return;
@@ -326,16 +314,13 @@ static void kr_offline_start(kr_server *srv, kr_session *s)
     f->srv = srv;
     f->user = kr_xstrdup(s->bare);
     f->list = true;
-    kr_offline_flush_submit(f, s->worker, s->conn_id);
+    kr_offline_flush_submit(f, s->worker, s->id);
 }
 
-static void kr_offline_kick(kr_worker *w, void *arg, uint64_t conn_id)
+static void kr_offline_kick(kr_session *s, void *srv)
 {
-    if (kr_worker_current() != w)
-        return;
-    kr_session *s = kr_session_find(w, conn_id);
     if (s && s->bare && s->available && s->priority >= 0)
-        kr_offline_start(arg, s);
+        kr_offline_start(srv, s);
 }
 
 static void kr_offline_session_event(kr_server *srv, kr_session *s, kr_session_event ev)
@@ -346,8 +331,8 @@ static void kr_offline_session_event(kr_server *srv, kr_session *s, kr_session_e
             kr_offline_start(srv, s);
         break;
     case KR_SESSION_CLOSED:
-        free(s->slots[KR_SLOT_OFFLINE]);
-        s->slots[KR_SLOT_OFFLINE] = NULL;
+        free(*kr_session_slot(s, kr_offline_slot));
+        *kr_session_slot(s, kr_offline_slot) = NULL;
         break;
     default:
         break;
@@ -357,7 +342,7 @@ static void kr_offline_session_event(kr_server *srv, kr_session *s, kr_session_e
 static const kr_handler_spec kr_offline_handlers[] = {
     /* Low priority: blocking and other filters of incoming messages run first. */
     {KR_PHASE_IN, KR_STANZA_MESSAGE, KR_TYPE_NONE | KR_TYPE_NORMAL | KR_TYPE_CHAT,
-     KR_ADDR_BARE | KR_ADDR_SELF | KR_ADDR_FULL, NULL, NULL, -1000, kr_offline_handle},
+     KR_ADDR_BARE | KR_ADDR_SELF | KR_ADDR_FULL, NULL, NULL, -1000, kr_offline_handle, 0},
 };
 
 static const char *const kr_offline_features[] = {"msgoffline", NULL};
@@ -367,5 +352,6 @@ const kr_module_def kr_mod_offline = {
     .handlers = kr_offline_handlers,
     .handler_count = sizeof(kr_offline_handlers) / sizeof(kr_offline_handlers[0]),
     .disco_features = kr_offline_features,
+    .session_slot = &kr_offline_slot,
     .session_event = kr_offline_session_event,
 };

@@ -9,9 +9,9 @@
  * Reserved namespaces (jabber:..., http://jabber.org/..., vcard-temp) and a
  * missing or unqualified child get <not-acceptable/> (§2.3). The total of an
  * account's fragments is bounded by services.private_max_bytes
- * (<not-acceptable/> beyond it). Store calls run on the storage thread with a
- * copy of the request; the answer goes to the requester's full JID through
- * the session directory, stored fragments spliced in as they are (our
+ * (<not-acceptable/> beyond it). Store calls run on the account's storage
+ * lane while the handler waits with the request (modules.h); the answer is
+ * routed back to the requester, stored fragments spliced in as they are (our
  * serializer made them, each declaring its own namespace).
  */
 #include <stdlib.h>
@@ -22,7 +22,6 @@
 #include "core/log.h"
 #include "server/modules.h"
 #include "server/router.h"
-#include "server/storage_thread.h"
 #include "xml/serialize.h"
 
 #define KR_NS_PRIVATE "jabber:iq:private"
@@ -35,31 +34,23 @@ typedef struct kr_private_item {
 } kr_private_item;
 
 typedef struct kr_private_req {
-    kr_server *srv;
     char *user;
     bool is_set;
     size_t max_bytes;
     kr_private_item items[KR_PRIVATE_MAX_ITEMS];
     size_t count;
-    kr_arena *arena;
-    kr_xml_node *elem; /* copy of the request */
     int result;
 } kr_private_req;
 
-static void kr_private_req_free(kr_private_req *r)
+static void kr_private_req_free(void *arg)
 {
+    kr_private_req *r = arg;
     for (size_t i = 0; i < r->count; i++) {
         free(r->items[i].key);
         kr_buf_clear(&r->items[i].xml);
     }
     free(r->user);
-    kr_arena_free(r->arena);
     free(r);
-}
-
-static bool kr_private_served(void *ud, const char *domain)
-{
-    return kr_config_serves(((kr_server *)ud)->cfg, domain);
 }
 
 /* XEP-0049 §2.3: namespaces the protocols of the Jabber/XMPP core own. */
@@ -124,57 +115,34 @@ static void kr_private_job(kr_store *store, void *arg)
                kr_store_errmsg(store));
 }
 
-static void kr_private_put_attr(kr_buf *b, const char *name, const char *value)
-{
-    if (!value)
-        return;
-    kr_buf_printf(b, " %s='", name);
-    kr_xml_escape_attr(b, value, strlen(value));
-    kr_buf_puts(b, "'");
-}
-
 /* The get result: the stored fragment, or the (empty) element asked for when none. */
-static void kr_private_reply_get(kr_worker *w, kr_stanza *st, const kr_private_req *r)
+static void kr_private_reply_get(kr_handler_ctx *ctx, const kr_private_req *r)
 {
-    kr_session_ref ref;
-    if (!st->from.resource ||
-        !kr_sessions_find(r->srv->sessions, kr_jid_format_bare(st->arena, &st->from),
-                          st->from.resource, &ref))
-        return; /* the requester has gone */
-    kr_buf b = KR_BUF_INIT;
-    kr_buf_puts(&b, "<iq type='result'");
-    kr_private_put_attr(&b, "id", st->id);
-    kr_private_put_attr(&b, "to", kr_xml_attr_get(st->elem, "from"));
-    kr_private_put_attr(&b, "from", kr_xml_attr_get(st->elem, "to"));
-    kr_buf_puts(&b, "><query xmlns='" KR_NS_PRIVATE "'>");
+    kr_stanza *st = ctx->st;
+    kr_xml_node *iq = kr_stanza_iq_result(st);
+    kr_xml_node *q = kr_xml_elem_add(st->arena, iq, KR_NS_PRIVATE, "query");
     if (r->result == 0)
-        kr_buf_append(&b, r->items[0].xml.data, r->items[0].xml.len);
+        kr_xml_raw_add(st->arena, q, r->items[0].xml.data, r->items[0].xml.len);
     else
-        kr_xml_serialize(&b, kr_xml_first_elem(st->payload), KR_NS_PRIVATE);
-    kr_buf_puts(&b, "</query></iq>");
-    kr_rbuf *rb = kr_rbuf_from_buf(&b);
-    kr_router_deliver(r->srv, w, &ref, rb);
-    kr_rbuf_unref(rb);
+        kr_xml_child_append(q, kr_xml_node_copy(st->arena, kr_xml_first_elem(st->payload)));
+    kr_reply(ctx, iq);
 }
 
-static void kr_private_done(kr_worker *w, void *arg, uint64_t u)
+static kr_verdict kr_private_done(kr_handler_ctx *ctx, void *arg)
 {
     kr_private_req *r = arg;
-    kr_stanza st;
-    if (kr_worker_current() == w && /* not the shutdown drain on the main thread */
-        kr_stanza_decode(&st, r->elem, r->arena, kr_private_served, r->srv) == NULL) {
-        if (r->result == KR_ELIMIT)
-            kr_router_bounce(r->srv, w, &st, "not-acceptable",
-                             "Private storage of this account is full");
-        else if (r->result != 0 && !(r->result == KR_ENOENT && !r->is_set))
-            kr_router_bounce(r->srv, w, &st, "internal-server-error", NULL);
-        else if (r->is_set)
-            kr_router_send(r->srv, w, kr_stanza_iq_result(&st), r->arena);
-        else
-            kr_private_reply_get(w, &st, r);
-    }
-    kr_private_req_free(r);
+    if (r->result == KR_ELIMIT)
+        kr_bounce(ctx, "not-acceptable", "Private storage of this account is full");
+    else if (r->result != 0 && !(r->result == KR_ENOENT && !r->is_set))
+        kr_bounce(ctx, "internal-server-error", NULL);
+    else if (r->is_set)
+        kr_reply(ctx, kr_stanza_iq_result(ctx->st));
+    else
+        kr_private_reply_get(ctx, r);
+    return KR_HANDLED;
 }
+
+static const kr_wait_ops kr_private_ops = {kr_private_job, kr_private_done, kr_private_req_free};
 
 /* Check the children of <query/> and fill r's items; returns an error condition or NULL. */
 static const char *kr_private_collect(kr_handler_ctx *ctx, kr_private_req *r)
@@ -202,30 +170,25 @@ static kr_verdict kr_private_handle(kr_handler_ctx *ctx)
     if (!st->from.local)
         return KR_PASS; /* only accounts have private storage */
     if (st->addressing != KR_ADDR_SELF) {
-        kr_router_bounce(ctx->srv, ctx->worker, st, "forbidden",
-                         "Private storage belongs to the account itself");
+        kr_bounce(ctx, "forbidden", "Private storage belongs to the account itself");
         return KR_HANDLED;
     }
     kr_private_req *r = kr_xcalloc(1, sizeof(*r));
-    r->srv = ctx->srv;
     r->is_set = st->type == KR_TYPE_SET;
     r->max_bytes = ctx->srv->cfg->services.private_max_bytes;
     const char *bad = kr_private_collect(ctx, r);
     if (bad) {
         kr_private_req_free(r);
-        kr_router_bounce(ctx->srv, ctx->worker, st, bad, NULL);
+        kr_bounce(ctx, bad, NULL);
         return KR_HANDLED;
     }
     r->user = kr_xstrdup(kr_jid_format_bare(st->arena, &st->from));
-    r->arena = kr_arena_new(512);
-    r->elem = kr_xml_node_copy(r->arena, st->elem);
-    kr_storage_submit(ctx->srv->storage, kr_private_job, ctx->worker, kr_private_done, r, 0);
-    return KR_HANDLED;
+    return kr_handler_wait(ctx, r->user, &kr_private_ops, r);
 }
 
 static const kr_handler_spec kr_private_handlers[] = {
     {KR_PHASE_IN, KR_STANZA_IQ, KR_TYPE_GET | KR_TYPE_SET, KR_ADDR_SELF | KR_ADDR_BARE,
-     KR_NS_PRIVATE, "query", 0, kr_private_handle},
+     KR_NS_PRIVATE, "query", 0, kr_private_handle, 0},
 };
 
 static const char *const kr_private_features[] = {KR_NS_PRIVATE, NULL};

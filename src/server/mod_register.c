@@ -12,8 +12,9 @@
  * and everything it owns is deleted, the iq is answered, then every session of
  * the account ends with a <not-authorized/> stream error. Owns the rate-limit
  * table (peer IP -> times of the accounts it created in the last hour), shared
- * by all workers under one mutex and pruned as it is used. Store calls and
- * PBKDF2 run on the storage thread; passwords are wiped from memory once used.
+ * by all workers under one mutex and pruned as it is used. The handlers wait
+ * (modules.h): PBKDF2 on the CPU pool, then the store on the account's lane;
+ * passwords are wiped from memory once used.
  */
 #include <openssl/crypto.h>
 #include <pthread.h>
@@ -25,11 +26,9 @@
 #include "core/error.h"
 #include "core/hmap.h"
 #include "core/log.h"
-#include "server/c2s.h"
 #include "server/modules.h"
 #include "server/router.h"
 #include "server/sessions.h"
-#include "server/storage_thread.h"
 
 #define KR_NS_REGISTER "jabber:iq:register"
 #define KR_NS_REGISTER_FEATURE "http://jabber.org/features/iq-register"
@@ -133,17 +132,17 @@ static void kr_register_release(const char *ip, uint64_t stamp)
 
 /* ---- replies ------------------------------------------------------------------------------ */
 
-/* An iq reply to session s: to its full JID when it has one (none before authentication),
- * from `from` when not NULL; an error when cond is set, else a result with payload. */
-static void kr_register_reply(kr_session *s, const char *id, const char *from, const char *cond,
-                              const char *text, const kr_xml_node *payload)
+/* Before authentication the client has no address: answer on its stream, without 'to'. */
+static void kr_register_preauth_reply(kr_handler_ctx *ctx, const char *cond, const char *text,
+                                      kr_xml_node *payload)
 {
-    kr_arena *a = kr_arena_new(512);
+    kr_session *s = ctx->origin;
+    if (!s)
+        return;
+    kr_arena *a = ctx->st->arena;
     kr_xml_node *iq = kr_xml_elem_new(a, KR_NS_CLIENT, "iq");
     kr_xml_attr_set(a, iq, "type", cond ? "error" : "result");
-    kr_xml_attr_set(a, iq, "id", id);
-    kr_xml_attr_set(a, iq, "to", s->full);
-    kr_xml_attr_set(a, iq, "from", from);
+    kr_xml_attr_set(a, iq, "id", ctx->st->id);
     if (cond) {
         kr_xml_node *err = kr_xml_elem_add(a, iq, KR_NS_CLIENT, "error");
         kr_xml_attr_set(a, err, "type", kr_stanza_error_type(cond));
@@ -154,10 +153,9 @@ static void kr_register_reply(kr_session *s, const char *id, const char *from, c
             kr_xml_text_add(a, t, text, strlen(text));
         }
     } else if (payload) {
-        kr_xml_child_append(iq, kr_xml_node_copy(a, payload));
+        kr_xml_child_append(iq, payload);
     }
-    kr_session_send_elem(s, iq);
-    kr_arena_free(a);
+    kr_session_deliver_elem(s, iq);
 }
 
 /* §3.1 the form; for a logged-in user, §3.2's <registered/> with the username. */
@@ -176,88 +174,75 @@ static kr_xml_node *kr_register_form(kr_arena *a, const char *username)
     return q;
 }
 
-/* ---- storage jobs --------------------------------------------------------------------------- */
-
-typedef enum kr_reg_op { KR_REG_CREATE, KR_REG_PASSWORD, KR_REG_ROSTER, KR_REG_DELETE } kr_reg_op;
+/* ---- jobs ----------------------------------------------------------------------------------- */
 
 typedef struct kr_reg_job {
     kr_server *srv;
-    kr_reg_op op;
     char *jid;          /* the account's bare JID */
-    char *id;           /* of the iq being answered */
-    char *from;         /* the reply's 'from' (the request's 'to'), or NULL */
     char *password;     /* prepared; wiped */
     size_t password_len;
-    char *ip;           /* KR_REG_CREATE: the reservation to give back on failure */
+    kr_account acct;    /* credentials made from it (CPU pool) */
+    char *ip;           /* creation: the reservation to give back on failure */
     uint64_t stamp;
     int rc;
-    kr_roster_item *items; /* KR_REG_ROSTER */
+    kr_roster_item *items; /* removal: the roster */
     size_t n;
 } kr_reg_job;
 
-static void kr_reg_job_free(kr_reg_job *j)
+static void kr_reg_job_free(void *arg)
 {
+    kr_reg_job *j = arg;
     if (j->password) {
         OPENSSL_cleanse(j->password, j->password_len);
         free(j->password);
     }
+    OPENSSL_cleanse(&j->acct, sizeof(j->acct));
     free(j->jid);
-    free(j->id);
-    free(j->from);
     free(j->ip);
     kr_roster_items_free(j->items, j->n);
     free(j);
 }
 
-static void kr_reg_job_run(kr_store *store, void *arg)
-{
-    kr_reg_job *j = arg;
-    kr_account acct;
-    uint64_t version;
-    switch (j->op) {
-    case KR_REG_CREATE:
-    case KR_REG_PASSWORD:
-        kr_account_from_password(&acct, j->password, j->password_len,
-                                 j->srv->cfg->sasl.scram_iterations);
-        OPENSSL_cleanse(j->password, j->password_len);
-        j->rc = j->op == KR_REG_CREATE ? kr_store_account_create(store, j->jid, &acct)
-                                       : kr_store_account_update(store, j->jid, &acct);
-        OPENSSL_cleanse(&acct, sizeof(acct));
-        break;
-    case KR_REG_ROSTER:
-        j->rc = kr_store_roster_list(store, j->jid, &j->items, &j->n, &version);
-        break;
-    case KR_REG_DELETE:
-        j->rc = kr_store_account_delete(store, j->jid);
-        break;
-    }
-}
-
-static kr_reg_job *kr_reg_job_new(kr_handler_ctx *ctx, kr_reg_op op, const char *jid)
+static kr_reg_job *kr_reg_job_new(kr_handler_ctx *ctx, const char *jid)
 {
     kr_reg_job *j = kr_xcalloc(1, sizeof(*j));
     j->srv = ctx->srv;
-    j->op = op;
     j->jid = kr_xstrdup(jid);
-    j->id = kr_xstrdup(ctx->st->id);
-    const char *to = kr_xml_attr_get(ctx->st->elem, "to");
-    j->from = to && ctx->phase != KR_PHASE_PREAUTH ? kr_xstrdup(to) : NULL;
     return j;
 }
 
-static void kr_reg_job_submit(kr_server *srv, kr_worker *w, kr_reg_job *j, kr_worker_fn done,
-                              uint64_t conn_id)
+/* CPU pool: PBKDF2 (expensive, so never on a storage lane or a worker). */
+static void kr_reg_hash_job(kr_store *unused, void *arg)
 {
-    kr_storage_submit(srv->storage, kr_reg_job_run, w, done, j, conn_id);
+    kr_reg_job *j = arg;
+    kr_account_from_password(&j->acct, j->password, j->password_len,
+                             j->srv->cfg->sasl.scram_iterations);
+    OPENSSL_cleanse(j->password, j->password_len);
 }
 
-/* Answer the iq of job j on connection conn_id, if it is still there. */
-static void kr_reg_job_reply(kr_worker *w, kr_reg_job *j, uint64_t conn_id, const char *cond,
-                             const char *text)
+static void kr_reg_create_job(kr_store *store, void *arg)
 {
-    kr_session *s = kr_session_find(w, conn_id);
-    if (s)
-        kr_register_reply(s, j->id, j->from, cond, text, NULL);
+    kr_reg_job *j = arg;
+    j->rc = kr_store_account_create(store, j->jid, &j->acct);
+}
+
+static void kr_reg_update_job(kr_store *store, void *arg)
+{
+    kr_reg_job *j = arg;
+    j->rc = kr_store_account_update(store, j->jid, &j->acct);
+}
+
+static void kr_reg_roster_job(kr_store *store, void *arg)
+{
+    kr_reg_job *j = arg;
+    uint64_t version;
+    j->rc = kr_store_roster_list(store, j->jid, &j->items, &j->n, &version);
+}
+
+static void kr_reg_delete_job(kr_store *store, void *arg)
+{
+    kr_reg_job *j = arg;
+    j->rc = kr_store_account_delete(store, j->jid);
 }
 
 static const char *kr_reg_store_condition(int rc)
@@ -267,23 +252,35 @@ static const char *kr_reg_store_condition(int rc)
 
 /* ---- creation (before authentication) ------------------------------------------------------ */
 
-static void kr_register_created(kr_worker *w, void *arg, uint64_t conn_id)
+static kr_verdict kr_register_created(kr_handler_ctx *ctx, void *arg)
 {
     kr_reg_job *j = arg;
     if (j->rc == 0) {
         KR_LOG(KR_LOG_INFO, NULL, "registered account %s", j->jid);
-        kr_reg_job_reply(w, j, conn_id, NULL, NULL);
-    } else {
-        kr_register_release(j->ip, j->stamp);
-        if (j->rc == KR_EEXIST) {
-            kr_reg_job_reply(w, j, conn_id, "conflict", "That username is already taken");
-        } else {
-            KR_LOG(KR_LOG_ERROR, NULL, "registering %s: %s", j->jid, kr_strerror(j->rc));
-            kr_reg_job_reply(w, j, conn_id, kr_reg_store_condition(j->rc), NULL);
-        }
+        kr_register_preauth_reply(ctx, NULL, NULL, NULL);
+        return KR_HANDLED;
     }
-    kr_reg_job_free(j);
+    kr_register_release(j->ip, j->stamp);
+    if (j->rc == KR_EEXIST) {
+        kr_register_preauth_reply(ctx, "conflict", "That username is already taken", NULL);
+    } else {
+        KR_LOG(KR_LOG_ERROR, NULL, "registering %s: %s", j->jid, kr_strerror(j->rc));
+        kr_register_preauth_reply(ctx, kr_reg_store_condition(j->rc), NULL, NULL);
+    }
+    return KR_HANDLED;
 }
+
+static const kr_wait_ops kr_reg_create_ops = {kr_reg_create_job, kr_register_created,
+                                              kr_reg_job_free};
+
+static kr_verdict kr_register_hashed_new(kr_handler_ctx *ctx, void *arg)
+{
+    kr_reg_job *j = arg;
+    return kr_handler_wait(ctx, j->jid, &kr_reg_create_ops, j);
+}
+
+static const kr_wait_ops kr_reg_hash_new_ops = {kr_reg_hash_job, kr_register_hashed_new,
+                                                kr_reg_job_free};
 
 /* Wipe the text of an element (a password) in the stanza's arena and take it out of the tree,
  * so an error reply that carries the payload back does not carry it. */
@@ -321,7 +318,15 @@ static char *kr_register_password(kr_stanza *st, size_t *len)
     return out;
 }
 
-static void kr_register_create(kr_handler_ctx *ctx)
+static void kr_register_pw_free(char *pw, size_t len)
+{
+    if (pw) {
+        OPENSSL_cleanse(pw, len);
+        free(pw);
+    }
+}
+
+static kr_verdict kr_register_create(kr_handler_ctx *ctx)
 {
     kr_stanza *st = ctx->st;
     kr_session *s = ctx->origin;
@@ -338,64 +343,72 @@ static void kr_register_create(kr_handler_ctx *ctx)
     } else if (kr_jid_prep_local(st->arena, name, strlen(name), &local) != 0) {
         cond = "not-acceptable";
         text = "That username is not allowed";
-    } else if (!kr_register_reserve(s->peer_ip ? s->peer_ip : "",
-                                    ctx->srv->cfg->registration.per_ip_per_hour, now)) {
+    } else if (!kr_register_reserve(s->peer_ip, ctx->srv->cfg->registration.per_ip_per_hour,
+                                    now)) {
         cond = "resource-constraint";
         text = "Too many accounts were registered from your address; try again later";
     }
     if (cond) {
-        if (pw) {
-            OPENSSL_cleanse(pw, pw_len);
-            free(pw);
-        }
-        kr_register_reply(s, st->id, NULL, cond, text, NULL);
-        return;
+        kr_register_pw_free(pw, pw_len);
+        kr_register_preauth_reply(ctx, cond, text, NULL);
+        return KR_HANDLED;
     }
-    kr_reg_job *j = kr_reg_job_new(ctx, KR_REG_CREATE, kr_arena_printf(st->arena, "%s@%s", local,
-                                                                        s->domain));
+    kr_reg_job *j = kr_reg_job_new(ctx, kr_arena_printf(st->arena, "%s@%s", local, s->domain));
     j->password = pw;
     j->password_len = pw_len;
-    j->ip = kr_xstrdup(s->peer_ip ? s->peer_ip : "");
+    j->ip = kr_xstrdup(s->peer_ip);
     j->stamp = now;
-    kr_reg_job_submit(ctx->srv, ctx->worker, j, kr_register_created, s->conn_id);
+    return kr_handler_wait(ctx, NULL, &kr_reg_hash_new_ops, j);
 }
 
 static kr_verdict kr_register_preauth(kr_handler_ctx *ctx)
 {
     kr_stanza *st = ctx->st;
-    kr_session *s = ctx->origin;
+    if (!ctx->origin)
+        return KR_HANDLED;
     if (!ctx->srv->cfg->registration.enabled) {
         kr_register_wipe(kr_xml_child_get(st->payload, KR_NS_REGISTER, "password"));
-        kr_register_reply(s, st->id, NULL, "service-unavailable",
-                          "In-band registration is not enabled on this server", NULL);
+        kr_register_preauth_reply(ctx, "service-unavailable",
+                                  "In-band registration is not enabled on this server", NULL);
     } else if (st->type == KR_TYPE_GET) {
-        kr_register_reply(s, st->id, NULL, NULL, NULL, kr_register_form(st->arena, NULL));
+        kr_register_preauth_reply(ctx, NULL, NULL, kr_register_form(st->arena, NULL));
     } else if (kr_xml_child_get(st->payload, KR_NS_REGISTER, "remove")) {
-        kr_register_reply(s, st->id, NULL, "not-authorized", "Log in to remove an account",
-                          NULL);
+        kr_register_preauth_reply(ctx, "not-authorized", "Log in to remove an account", NULL);
     } else {
-        kr_register_create(ctx);
+        return kr_register_create(ctx);
     }
     return KR_HANDLED;
 }
 
 /* ---- password change (after authentication) ----------------------------------------------- */
 
-static void kr_register_password_done(kr_worker *w, void *arg, uint64_t conn_id)
+static kr_verdict kr_register_password_done(kr_handler_ctx *ctx, void *arg)
 {
     kr_reg_job *j = arg;
     if (j->rc == 0) {
         KR_LOG(KR_LOG_INFO, NULL, "password changed for %s", j->jid);
-        kr_reg_job_reply(w, j, conn_id, NULL, NULL);
+        kr_reply(ctx, kr_stanza_iq_result(ctx->st));
     } else {
         KR_LOG(KR_LOG_ERROR, NULL, "password change for %s: %s", j->jid, kr_strerror(j->rc));
-        kr_reg_job_reply(w, j, conn_id, kr_reg_store_condition(j->rc), NULL);
+        kr_bounce(ctx, kr_reg_store_condition(j->rc), NULL);
     }
-    kr_reg_job_free(j);
+    return KR_HANDLED;
 }
 
+static const kr_wait_ops kr_reg_update_ops = {kr_reg_update_job, kr_register_password_done,
+                                              kr_reg_job_free};
+
+static kr_verdict kr_register_hashed_update(kr_handler_ctx *ctx, void *arg)
+{
+    kr_reg_job *j = arg;
+    return kr_handler_wait(ctx, j->jid, &kr_reg_update_ops, j);
+}
+
+static const kr_wait_ops kr_reg_hash_update_ops = {kr_reg_hash_job, kr_register_hashed_update,
+                                                   kr_reg_job_free};
+
 /* §3.3: <username/> must be the account's own, <password/> the new one. */
-static void kr_register_change_password(kr_handler_ctx *ctx)
+static kr_verdict kr_register_change_password(kr_handler_ctx *ctx)
 {
     kr_stanza *st = ctx->st;
     kr_session *s = ctx->origin;
@@ -415,95 +428,72 @@ static void kr_register_change_password(kr_handler_ctx *ctx)
         text = "The username must be your own";
     }
     if (cond) {
-        if (pw) {
-            OPENSSL_cleanse(pw, pw_len);
-            free(pw);
-        }
-        kr_router_bounce(ctx->srv, ctx->worker, st, cond, text);
-        return;
+        kr_register_pw_free(pw, pw_len);
+        kr_bounce(ctx, cond, text);
+        return KR_HANDLED;
     }
-    kr_reg_job *j = kr_reg_job_new(ctx, KR_REG_PASSWORD, s->bare);
+    kr_reg_job *j = kr_reg_job_new(ctx, s->bare);
     j->password = pw;
     j->password_len = pw_len;
-    kr_reg_job_submit(ctx->srv, ctx->worker, j, kr_register_password_done, s->conn_id);
+    return kr_handler_wait(ctx, NULL, &kr_reg_hash_update_ops, j);
 }
 
 /* ---- account removal (after authentication) ------------------------------------------------- */
 
-static bool kr_register_served(void *ud, const char *domain)
+/* kr_session_call: the account is gone (XEP-0077 §3.2). */
+static void kr_register_end_session(kr_session *s, void *unused)
 {
-    return kr_config_serves(((kr_server *)ud)->cfg, domain);
+    if (s)
+        kr_session_close(s, "not-authorized", NULL);
 }
 
-/* A presence of `type` from the account's bare JID to a contact, routed as if the user had
- * sent it (only the contact's side runs: its modules update the contact's roster). */
-static void kr_register_presence(kr_server *srv, kr_worker *w, const char *from, const char *to,
-                                 const char *type)
-{
-    kr_arena *a = kr_arena_new(512);
-    kr_xml_node *p = kr_xml_elem_new(a, KR_NS_CLIENT, "presence");
-    kr_xml_attr_set(a, p, "type", type);
-    kr_xml_attr_set(a, p, "from", from);
-    kr_xml_attr_set(a, p, "to", to);
-    kr_stanza st;
-    if (!kr_stanza_decode(&st, p, a, kr_register_served, srv))
-        kr_router_route(srv, w, &st, NULL);
-    kr_arena_free(a);
-}
-
-static void kr_register_deleted(kr_worker *w, void *arg, uint64_t conn_id)
+static kr_verdict kr_register_deleted(kr_handler_ctx *ctx, void *arg)
 {
     kr_reg_job *j = arg;
-    kr_server *srv = j->srv;
+    kr_server *srv = ctx->srv;
     if (j->rc != 0 && j->rc != KR_ENOENT) {
         KR_LOG(KR_LOG_ERROR, NULL, "removing %s: %s", j->jid, kr_strerror(j->rc));
-        kr_reg_job_reply(w, j, conn_id, kr_reg_store_condition(j->rc), NULL);
-        kr_reg_job_free(j);
-        return;
+        kr_bounce(ctx, kr_reg_store_condition(j->rc), NULL);
+        return KR_HANDLED;
     }
     KR_LOG(KR_LOG_INFO, NULL, "removed account %s", j->jid);
-    kr_reg_job_reply(w, j, conn_id, NULL, NULL);
-    /* §3.2: then end every session of the account; queued after the reply above. */
+    kr_reply(ctx, kr_stanza_iq_result(ctx->st));
+    /* §3.2: then end every session of the account; after the reply above. */
     size_t n = kr_sessions_list(srv->sessions, j->jid, NULL, 0);
     kr_session_ref *refs = kr_xcalloc(n ? n : 1, sizeof(*refs));
     n = kr_sessions_list(srv->sessions, j->jid, refs, n);
     for (size_t i = 0; i < n; i++)
-        kr_worker_post(&srv->workers[refs[i].worker], kr_c2s_end_session,
-                       (void *)"not-authorized", refs[i].conn_id);
+        kr_session_call(srv, ctx->worker, &refs[i], kr_register_end_session, NULL);
     free(refs);
-    kr_reg_job_free(j);
+    return KR_HANDLED;
 }
 
+static const kr_wait_ops kr_reg_delete_ops = {kr_reg_delete_job, kr_register_deleted,
+                                              kr_reg_job_free};
+
 /* The roster is read: unsubscribe the contacts (RFC 6121 §3.3.2 and §3.2.2 as for a roster
- * item removal, §2.5.2), then delete the account. */
-static void kr_register_roster_read(kr_worker *w, void *arg, uint64_t conn_id)
+ * item removal, §2.5.2), then delete the account. The presences are sent as if the user had
+ * sent them (only the contact's side runs: its modules update the contact's roster). */
+static kr_verdict kr_register_roster_read(kr_handler_ctx *ctx, void *arg)
 {
     kr_reg_job *j = arg;
     if (j->rc != 0) {
         KR_LOG(KR_LOG_ERROR, NULL, "roster of %s: %s", j->jid, kr_strerror(j->rc));
-        kr_reg_job_reply(w, j, conn_id, kr_reg_store_condition(j->rc), NULL);
-        kr_reg_job_free(j);
-        return;
+        kr_bounce(ctx, kr_reg_store_condition(j->rc), NULL);
+        return KR_HANDLED;
     }
     for (size_t i = 0; i < j->n; i++) {
         const kr_roster_item *it = &j->items[i];
         if ((it->sub & KR_SUB_TO) || it->ask)
-            kr_register_presence(j->srv, w, j->jid, it->contact, "unsubscribe");
+            kr_send_presence(ctx->srv, ctx->worker, j->jid, it->contact, "unsubscribe");
         if ((it->sub & KR_SUB_FROM) || it->pending_in)
-            kr_register_presence(j->srv, w, j->jid, it->contact, "unsubscribed");
+            kr_send_presence(ctx->srv, ctx->worker, j->jid, it->contact, "unsubscribed");
     }
-    kr_roster_items_free(j->items, j->n);
-    j->items = NULL;
-    j->n = 0;
-    j->op = KR_REG_DELETE;
-    kr_reg_job_submit(j->srv, w, j, kr_register_deleted, conn_id);
+    return kr_handler_wait(ctx, j->jid, &kr_reg_delete_ops, j);
 }
 
-static void kr_register_remove(kr_handler_ctx *ctx)
-{
-    kr_reg_job *j = kr_reg_job_new(ctx, KR_REG_ROSTER, ctx->origin->bare);
-    kr_reg_job_submit(ctx->srv, ctx->worker, j, kr_register_roster_read, ctx->origin->conn_id);
-}
+static const kr_wait_ops kr_reg_roster_ops = {kr_reg_roster_job, kr_register_roster_read,
+                                              kr_reg_job_free};
 
 static kr_verdict kr_register_account(kr_handler_ctx *ctx)
 {
@@ -516,14 +506,15 @@ static kr_verdict kr_register_account(kr_handler_ctx *ctx)
         kr_xml_node *iq = kr_stanza_iq_result(st);
         kr_xml_child_append(iq, kr_register_form(st->arena,
                                                  kr_arena_strndup(st->arena, s->bare, own_len)));
-        kr_router_send(ctx->srv, ctx->worker, iq, st->arena);
-    } else if (kr_xml_child_get(st->payload, KR_NS_REGISTER, "remove")) {
-        kr_register_wipe(kr_xml_child_get(st->payload, KR_NS_REGISTER, "password"));
-        kr_register_remove(ctx);
-    } else {
-        kr_register_change_password(ctx);
+        kr_reply(ctx, iq);
+        return KR_HANDLED;
     }
-    return KR_HANDLED;
+    if (kr_xml_child_get(st->payload, KR_NS_REGISTER, "remove")) {
+        kr_register_wipe(kr_xml_child_get(st->payload, KR_NS_REGISTER, "password"));
+        kr_reg_job *j = kr_reg_job_new(ctx, s->bare);
+        return kr_handler_wait(ctx, j->jid, &kr_reg_roster_ops, j);
+    }
+    return kr_register_change_password(ctx);
 }
 
 /* ---- module ----------------------------------------------------------------------------- */
@@ -554,9 +545,9 @@ static void kr_register_fini(kr_server *srv)
 
 static const kr_handler_spec kr_register_handlers[] = {
     {KR_PHASE_PREAUTH, KR_STANZA_IQ, KR_TYPE_GET | KR_TYPE_SET, KR_ADDR_HOST, KR_NS_REGISTER,
-     "query", 0, kr_register_preauth},
+     "query", 0, kr_register_preauth, 0},
     {KR_PHASE_IN, KR_STANZA_IQ, KR_TYPE_GET | KR_TYPE_SET, KR_ADDR_HOST | KR_ADDR_SELF,
-     KR_NS_REGISTER, "query", 0, kr_register_account},
+     KR_NS_REGISTER, "query", 0, kr_register_account, 0},
 };
 
 static const char *const kr_register_disco[] = {KR_NS_REGISTER, NULL};

@@ -7,15 +7,17 @@
  * session: stamped with the user's bare JID, the user's roster updated, then
  * routed) and inbound (KR_PHASE_IN, at the contact's server: the contact's
  * roster updated and the stanza delivered or dropped per Appendix A.3).
- * Every read-modify-write of a roster record runs as one job on the storage
- * thread, so changes to one roster are serialized; completions push the
- * changed item to the owner's interested resources (KR_SESSION_ROSTER_
- * INTERESTED, set on roster get) and route what follows. It owns only its
- * job structures; sessions are found again by connection id. Pending
- * inbound requests are stored with the roster record (pending_in_xml) and
- * redelivered by the presence module at the next initial presence. Values
- * of 'subscription' other than "remove" in a roster set are ignored, as
- * RFC 6121 §2.1.2.5 requires.
+ * Every read-modify-write of a roster record runs as one job on the owner's
+ * storage lane while the handler waits (modules.h), so changes to one roster
+ * are serialized and the stanza needs no copy; the resume function pushes the
+ * changed item to the owner's interested resources (those that asked for the
+ * roster: a directory flag of this module) and routes what follows. A roster
+ * get or set addressed to another user (a forged roster push) is refused with
+ * <forbidden/> before it is routed (RFC 6121 §2.1.5-§2.1.6: only the user's
+ * own server may push roster changes). Pending inbound requests are stored
+ * with the roster record (pending_in_xml) and redelivered by the presence
+ * module at the next initial presence. Values of 'subscription' other than
+ * "remove" in a roster set are ignored, as RFC 6121 §2.1.2.5 requires.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,53 +36,33 @@
 #define KR_SUB_TYPES (KR_TYPE_SUBSCRIBE | KR_TYPE_SUBSCRIBED | KR_TYPE_UNSUBSCRIBE | \
                       KR_TYPE_UNSUBSCRIBED)
 
-/* ---- iq replies from completions -------------------------------------------------------- */
+/* Resources that asked for the roster (RFC 6121 §2.2): they get pushes. */
+static unsigned kr_roster_interested;
 
-/* Start an <iq/> to the session that asked; from = the request's 'to', when it had one. */
-static void kr_roster_iq_head(kr_buf *b, const char *type, const char *id, const char *to,
-                              const char *from)
+/* Roster push of one item to every interested resource of user (RFC 6121 §2.1.6): one
+ * serialization without 'to' (it goes to the user's own resources), shared by all. */
+static void kr_roster_push(kr_server *srv, kr_worker *w, const char *user,
+                           const kr_roster_item *it, bool removed, uint64_t version)
 {
-    kr_buf_printf(b, "<iq type='%s' id='", type);
-    kr_xml_escape_attr(b, id, strlen(id));
-    kr_buf_puts(b, "' to='");
-    kr_xml_escape_attr(b, to, strlen(to));
-    kr_buf_puts(b, "'");
-    if (from) {
-        kr_buf_puts(b, " from='");
-        kr_xml_escape_attr(b, from, strlen(from));
-        kr_buf_puts(b, "'");
-    }
-}
-
-static void kr_roster_iq_error(kr_session *s, const char *id, const char *from,
-                               const char *condition, const char *text)
-{
+    static atomic_uint_fast64_t seq;
+    unsigned long long n = (unsigned long long)atomic_fetch_add(&seq, 1);
     kr_buf b = KR_BUF_INIT;
-    kr_roster_iq_head(&b, "error", id, s->full, from);
-    kr_buf_printf(&b, "><error type='%s'><%s xmlns='" KR_NS_STANZAS_ERR "'/>",
-                  kr_stanza_error_type(condition), condition);
-    if (text) {
-        kr_buf_puts(&b, "<text xmlns='" KR_NS_STANZAS_ERR "' xml:lang='en'>");
-        kr_xml_escape_text(&b, text, strlen(text));
-        kr_buf_puts(&b, "</text>");
-    }
-    kr_buf_puts(&b, "</error></iq>");
-    kr_session_send(s, b.data, b.len);
-    kr_buf_clear(&b);
+    kr_buf_printf(&b, "<iq type='set' id='push-%llu-%llu'><query xmlns='" KR_NS_ROSTER
+                      "' ver='%llu'>",
+                  (unsigned long long)version, n, (unsigned long long)version);
+    kr_roster_item_write(&b, it, removed);
+    kr_buf_puts(&b, "</query></iq>");
+    kr_rbuf *r = kr_rbuf_from_buf(&b);
+    r->meta = kr_stanza_meta(KR_STANZA_IQ, KR_TYPE_SET);
+    kr_deliver_account(srv, w, user, r, 0, kr_roster_interested);
+    kr_rbuf_unref(r);
 }
 
-static void kr_roster_iq_result(kr_session *s, const char *id, const char *from)
+/* An error reply carrying a text (RFC 6120 §8.3.2). */
+static kr_verdict kr_roster_refuse(kr_handler_ctx *ctx, const char *condition, const char *text)
 {
-    kr_buf b = KR_BUF_INIT;
-    kr_roster_iq_head(&b, "result", id, s->full, from);
-    kr_buf_puts(&b, "/>");
-    kr_session_send(s, b.data, b.len);
-    kr_buf_clear(&b);
-}
-
-static char *kr_roster_dup(const char *s)
-{
-    return s ? kr_xstrdup(s) : NULL;
+    kr_bounce(ctx, condition, text);
+    return KR_HANDLED;
 }
 
 /* Roster get/set must come from the account's own resource (RFC 6121 §2.1.5, §2.3.3). */
@@ -88,30 +70,36 @@ static bool kr_roster_own(kr_handler_ctx *ctx)
 {
     if (ctx->origin && ctx->origin->full && ctx->st->addressing == KR_ADDR_SELF)
         return true;
-    kr_router_bounce(ctx->srv, ctx->worker, ctx->st, "forbidden", NULL);
+    kr_bounce(ctx, "forbidden", NULL);
     return false;
+}
+
+/* RFC 6121 §2.1.5-§2.1.6: roster gets and sets go to the user's own account; one addressed to
+ * another user must not reach that user's client or roster. The error comes from the server. */
+static kr_verdict kr_roster_foreign(kr_handler_ctx *ctx)
+{
+    kr_stanza *st = ctx->st;
+    kr_stanza_make_error(st, "forbidden", "Only a user's own server changes its roster",
+                         ctx->origin->domain);
+    kr_send_reply(ctx->srv, ctx->worker, st, st->elem);
+    return KR_HANDLED;
 }
 
 /* ---- roster get (RFC 6121 §2.2, §2.6) ---------------------------------------------------- */
 
 typedef struct kr_roster_get_job {
     char *user;
-    char *id;
-    char *from; /* the request's 'to', echoed as 'from' */
-    char *ver;  /* the client's cached version, or NULL */
     kr_roster_item *items;
     size_t n;
     uint64_t version;
     int err;
 } kr_roster_get_job;
 
-static void kr_roster_get_job_free(kr_roster_get_job *j)
+static void kr_roster_get_job_free(void *arg)
 {
+    kr_roster_get_job *j = arg;
     kr_roster_items_free(j->items, j->n);
     free(j->user);
-    free(j->id);
-    free(j->from);
-    free(j->ver);
     free(j);
 }
 
@@ -125,38 +113,35 @@ static void kr_roster_get_run(kr_store *store, void *arg)
     }
 }
 
-static void kr_roster_get_done(kr_worker *w, void *arg, uint64_t conn_id)
+static kr_verdict kr_roster_get_done(kr_handler_ctx *ctx, void *arg)
 {
     kr_roster_get_job *j = arg;
-    kr_session *s = kr_session_find(w, conn_id);
-    if (!s || !s->full) {
-        kr_roster_get_job_free(j);
-        return;
-    }
+    kr_stanza *st = ctx->st;
     if (j->err != 0) {
-        KR_LOG(KR_LOG_ERROR, s->full, "roster load failed: %s", kr_strerror(j->err));
-        kr_roster_iq_error(s, j->id, j->from, "internal-server-error", NULL);
-        kr_roster_get_job_free(j);
-        return;
+        KR_LOG(KR_LOG_ERROR, j->user, "roster load failed: %s", kr_strerror(j->err));
+        return kr_roster_refuse(ctx, "internal-server-error", NULL);
     }
     char ver[24];
     snprintf(ver, sizeof(ver), "%llu", (unsigned long long)j->version);
-    kr_buf b = KR_BUF_INIT;
-    kr_roster_iq_head(&b, "result", j->id, s->full, j->from);
-    if (j->ver && strcmp(j->ver, ver) == 0) {
-        /* RFC 6121 §2.6.3: the client's copy is current; pushes will follow changes. */
-        kr_buf_puts(&b, "/>");
-    } else {
-        kr_buf_printf(&b, "><query xmlns='" KR_NS_ROSTER "' ver='%s'>", ver);
+    kr_xml_node *iq = kr_stanza_iq_result(st);
+    const char *cached = kr_xml_attr_get(st->payload, "ver");
+    if (!cached || strcmp(cached, ver) != 0) {
+        /* RFC 6121 §2.6.3: a client whose copy is current gets an empty result. */
+        kr_buf b = KR_BUF_INIT;
+        kr_buf_printf(&b, "<query xmlns='" KR_NS_ROSTER "' ver='%s'>", ver);
         for (size_t i = 0; i < j->n; i++)
             if (kr_roster_item_in_roster(&j->items[i]))
                 kr_roster_item_write(&b, &j->items[i], false);
-        kr_buf_puts(&b, "</query></iq>");
+        kr_buf_puts(&b, "</query>");
+        kr_xml_raw_add(st->arena, iq, b.data, b.len);
+        kr_buf_clear(&b);
     }
-    kr_session_send(s, b.data, b.len);
-    kr_buf_clear(&b);
-    kr_roster_get_job_free(j);
+    kr_reply(ctx, iq);
+    return KR_HANDLED;
 }
+
+static const kr_wait_ops kr_roster_get_ops = {kr_roster_get_run, kr_roster_get_done,
+                                              kr_roster_get_job_free};
 
 static kr_verdict kr_roster_get_handle(kr_handler_ctx *ctx)
 {
@@ -164,24 +149,17 @@ static kr_verdict kr_roster_get_handle(kr_handler_ctx *ctx)
         return KR_HANDLED;
     kr_session *s = ctx->origin;
     /* RFC 6121 §2.2: a resource that asked for the roster is "interested": it gets pushes. */
-    kr_sessions_set_flags(ctx->srv->sessions, s->bare, s->resource, s->conn_id,
-                          KR_SESSION_ROSTER_INTERESTED, 0);
+    kr_sessions_set_flags(ctx->srv->sessions, s->bare, s->resource, s->id,
+                          kr_roster_interested, 0);
     kr_roster_get_job *j = kr_xcalloc(1, sizeof(*j));
     j->user = kr_xstrdup(s->bare);
-    j->id = kr_xstrdup(ctx->st->id);
-    j->from = kr_roster_dup(kr_xml_attr_get(ctx->st->elem, "to"));
-    j->ver = kr_roster_dup(kr_xml_attr_get(ctx->st->payload, "ver"));
-    kr_storage_submit(ctx->srv->storage, kr_roster_get_run, ctx->worker, kr_roster_get_done, j,
-                      s->conn_id);
-    return KR_HANDLED;
+    return kr_handler_wait(ctx, j->user, &kr_roster_get_ops, j);
 }
 
 /* ---- roster set and remove (RFC 6121 §2.3, §2.4, §2.5) ----------------------------------- */
 
 typedef struct kr_roster_set_job {
     char *user;
-    char *id;
-    char *from;
     unsigned max_items;
     bool remove;
     kr_roster_item req; /* contact, name, groups as asked (owned) */
@@ -194,14 +172,13 @@ typedef struct kr_roster_set_job {
     uint64_t version;
 } kr_roster_set_job;
 
-static void kr_roster_set_job_free(kr_roster_set_job *j)
+static void kr_roster_set_job_free(void *arg)
 {
+    kr_roster_set_job *j = arg;
     kr_roster_item_clear(&j->req);
     if (j->had_old)
         kr_roster_item_clear(&j->old);
     free(j->user);
-    free(j->id);
-    free(j->from);
     free(j);
 }
 
@@ -263,34 +240,28 @@ static void kr_roster_set_run(kr_store *store, void *arg)
 static void kr_roster_removed(kr_server *srv, kr_worker *w, kr_roster_set_job *j)
 {
     if ((j->old.sub & KR_SUB_TO) || j->old.ask)
-        kr_roster_route_presence(srv, w, j->user, j->old.contact, "unsubscribe");
+        kr_send_presence(srv, w, j->user, j->old.contact, "unsubscribe");
     if ((j->old.sub & KR_SUB_FROM) || j->old.pending_in)
-        kr_roster_route_presence(srv, w, j->user, j->old.contact, "unsubscribed");
+        kr_send_presence(srv, w, j->user, j->old.contact, "unsubscribed");
 }
 
-static void kr_roster_set_done(kr_worker *w, void *arg, uint64_t conn_id)
+static kr_verdict kr_roster_set_done(kr_handler_ctx *ctx, void *arg)
 {
     kr_roster_set_job *j = arg;
-    kr_server *srv = kr_worker_state_get(w)->srv;
-    kr_session *s = kr_session_find(w, conn_id);
-    if (s && !s->full)
-        s = NULL;
-    if (j->condition) {
-        if (s)
-            kr_roster_iq_error(s, j->id, j->from, j->condition, j->text);
-        kr_roster_set_job_free(j);
-        return;
-    }
+    if (j->condition)
+        return kr_roster_refuse(ctx, j->condition, j->text);
     if (j->remove)
-        kr_roster_push(srv, w, j->user, &j->old, true, j->version);
+        kr_roster_push(ctx->srv, ctx->worker, j->user, &j->old, true, j->version);
     else
-        kr_roster_push(srv, w, j->user, &j->now, false, j->version);
-    if (s)
-        kr_roster_iq_result(s, j->id, j->from);
+        kr_roster_push(ctx->srv, ctx->worker, j->user, &j->now, false, j->version);
+    kr_reply(ctx, kr_stanza_iq_result(ctx->st));
     if (j->remove)
-        kr_roster_removed(srv, w, j);
-    kr_roster_set_job_free(j);
+        kr_roster_removed(ctx->srv, ctx->worker, j);
+    return KR_HANDLED;
 }
+
+static const kr_wait_ops kr_roster_set_ops = {kr_roster_set_run, kr_roster_set_done,
+                                              kr_roster_set_job_free};
 
 /* Collect and check the <group/> children (§2.3.3): none empty or too long, no duplicates. */
 static const char *kr_roster_groups(kr_arena *a, const kr_xml_node *item, kr_roster_item *out,
@@ -398,16 +369,11 @@ static kr_verdict kr_roster_set_handle(kr_handler_ctx *ctx)
     const char *cond = kr_roster_set_parse(ctx, j, &text);
     if (cond) {
         kr_roster_set_job_free(j);
-        kr_router_bounce(ctx->srv, ctx->worker, ctx->st, cond, text);
-        return KR_HANDLED;
+        return kr_roster_refuse(ctx, cond, text);
     }
     j->user = kr_xstrdup(s->bare);
-    j->id = kr_xstrdup(ctx->st->id);
-    j->from = kr_roster_dup(kr_xml_attr_get(ctx->st->elem, "to"));
     j->max_items = ctx->srv->cfg->roster.max_items;
-    kr_storage_submit(ctx->srv->storage, kr_roster_set_run, ctx->worker, kr_roster_set_done, j,
-                      s->conn_id);
-    return KR_HANDLED;
+    return kr_handler_wait(ctx, j->user, &kr_roster_set_ops, j);
 }
 
 /* ---- subscriptions (RFC 6121 §3, Appendix A) --------------------------------------------- */
@@ -418,9 +384,6 @@ typedef struct kr_sub_job {
     char *owner;         /* bare JID whose roster changes */
     char *peer;          /* bare JID on the other side */
     unsigned max_items;
-    /* outbound: the stanza to route on (from = owner, to = peer) */
-    kr_arena *arena;
-    kr_xml_node *elem;
     /* inbound: the stanza as delivered (from = peer, to = owner), also stored for later */
     char *xml;
     size_t xml_len;
@@ -432,18 +395,20 @@ typedef struct kr_sub_job {
     bool push;          /* the item as the client sees it changed */
     bool route;         /* outbound: forward the stanza to the peer */
     bool full;          /* outbound: a new item would exceed the roster limit */
-    unsigned deliver;   /* inbound: KR_ROSTER_TO_* of the owner's resources to deliver to */
+    unsigned deliver;   /* inbound: KR_SUB_DELIVER_* of the owner's resources to deliver to */
     const char *reply;  /* inbound: automatic answer to the peer ("subscribed", ...) */
     bool gained;        /* inbound subscribed: the owner now sees the peer */
     bool lost;          /* inbound: the subscription the stanza cancels existed */
 } kr_sub_job;
 
-static void kr_sub_job_free(kr_sub_job *j)
+/* Which of the owner's resources get an inbound subscription stanza. */
+enum { KR_SUB_DELIVER_AVAILABLE = 1, KR_SUB_DELIVER_INTERESTED = 2 };
+
+static void kr_sub_job_free(void *arg)
 {
+    kr_sub_job *j = arg;
     if (j->had_old)
         kr_roster_item_clear(&j->old);
-    if (j->arena)
-        kr_arena_free(j->arena);
     free(j->owner);
     free(j->peer);
     free(j->xml);
@@ -525,7 +490,7 @@ static bool kr_sub_in_step(kr_sub_job *j, kr_roster_item *it)
             return false;
         it->pending_in = true;
         it->pending_in_xml = j->xml;
-        j->deliver = KR_ROSTER_TO_AVAILABLE;
+        j->deliver = KR_SUB_DELIVER_AVAILABLE;
         return true;
     case KR_TYPE_UNSUBSCRIBE:
         if (!(it->sub & KR_SUB_FROM) && !it->pending_in)
@@ -534,7 +499,7 @@ static bool kr_sub_in_step(kr_sub_job *j, kr_roster_item *it)
         it->sub &= ~KR_SUB_FROM;
         it->pending_in = false;
         it->pending_in_xml = NULL;
-        j->deliver = KR_ROSTER_TO_INTERESTED;
+        j->deliver = KR_SUB_DELIVER_INTERESTED;
         return true;
     case KR_TYPE_SUBSCRIBED:
         if (!it->ask || (it->sub & KR_SUB_TO))
@@ -542,7 +507,7 @@ static bool kr_sub_in_step(kr_sub_job *j, kr_roster_item *it)
         it->sub |= KR_SUB_TO;
         it->ask = false;
         j->gained = true;
-        j->deliver = KR_ROSTER_TO_INTERESTED;
+        j->deliver = KR_SUB_DELIVER_INTERESTED;
         return true;
     case KR_TYPE_UNSUBSCRIBED:
         if (!it->ask && !(it->sub & KR_SUB_TO))
@@ -550,7 +515,7 @@ static bool kr_sub_in_step(kr_sub_job *j, kr_roster_item *it)
         j->lost = (it->sub & KR_SUB_TO) != 0;
         it->sub &= ~KR_SUB_TO;
         it->ask = false;
-        j->deliver = KR_ROSTER_TO_INTERESTED;
+        j->deliver = KR_SUB_DELIVER_INTERESTED;
         return true;
     default:
         return false;
@@ -628,34 +593,43 @@ static void kr_sub_run(kr_store *store, void *arg)
     kr_sub_store(store, j, &it);
 }
 
-static void kr_sub_out_done(kr_server *srv, kr_worker *w, kr_sub_job *j)
+/* Outbound, back on the worker: the stanza continues to the peer stamped with bare JIDs
+ * (§3.1.2), or is refused when the roster is full. */
+static void kr_sub_out_done(kr_handler_ctx *ctx, kr_sub_job *j)
 {
+    kr_server *srv = ctx->srv;
+    kr_worker *w = ctx->worker;
+    kr_stanza *st = ctx->st;
     if (j->full) {
-        kr_stanza st;
-        if (kr_stanza_decode(&st, j->elem, j->arena, kr_roster_served, srv) == NULL)
-            kr_router_bounce(srv, w, &st, "not-allowed",
-                             "The roster has reached its maximum number of items");
+        kr_bounce(ctx, "not-allowed", "The roster has reached its maximum number of items");
         return;
     }
     if (!j->route)
         return;
-    kr_roster_route_elem(srv, w, j->elem, j->arena);
+    /* Subscriptions are between bare JIDs (§3.1.2, §3.1.3): stamp both ends. */
+    kr_xml_attr_set(st->arena, st->elem, "from", j->owner);
+    kr_xml_attr_set(st->arena, st->elem, "to", j->peer);
+    kr_send_derived(srv, w, st, st->elem);
     /* §3.1.5 / §3.2.2: after approving or cancelling the subscription of a contact on another
      * server, our server sends the user's current (or unavailable) presence to it; for local
      * contacts the inbound side does it (kr_sub_in_done). */
     if (!kr_roster_is_local(srv, j->peer) && j->type == KR_TYPE_SUBSCRIBED)
-        kr_roster_send_presences(srv, w, j->owner, j->peer, NULL, false, NULL);
+        kr_roster_send_presences(srv, w, j->owner, j->peer, false);
     else if (!kr_roster_is_local(srv, j->peer) && j->type == KR_TYPE_UNSUBSCRIBED)
-        kr_roster_send_presences(srv, w, j->owner, j->peer, NULL, true, NULL);
+        kr_roster_send_presences(srv, w, j->owner, j->peer, true);
 }
 
 static void kr_sub_in_done(kr_server *srv, kr_worker *w, kr_sub_job *j)
 {
     if (j->reply)
-        kr_roster_route_presence(srv, w, j->owner, j->peer, j->reply);
+        kr_send_presence(srv, w, j->owner, j->peer, j->reply);
     if (j->deliver) {
         kr_rbuf *b = kr_rbuf_new(j->xml, j->xml_len);
-        kr_roster_deliver_bare(srv, w, j->owner, b, j->deliver);
+        b->meta = kr_stanza_meta(KR_STANZA_PRESENCE, j->type);
+        if (j->deliver == KR_SUB_DELIVER_AVAILABLE)
+            kr_deliver_account(srv, w, j->owner, b, KR_PICK_AVAILABLE, 0);
+        else
+            kr_deliver_account(srv, w, j->owner, b, 0, kr_roster_interested);
         kr_rbuf_unref(b);
     }
     /* Presence follows the subscription change. The peer's server sends it; when the peer
@@ -663,25 +637,26 @@ static void kr_sub_in_done(kr_server *srv, kr_worker *w, kr_sub_job *j)
      * current presence), §3.2.2 (cancellation: unavailable), §3.3.3 (unsubscribe: the
      * owner's resources go unavailable for the peer). */
     if (j->type == KR_TYPE_SUBSCRIBED && j->gained && kr_roster_is_local(srv, j->peer))
-        kr_roster_send_presences(srv, w, j->peer, j->owner, NULL, false, NULL);
+        kr_roster_send_presences(srv, w, j->peer, j->owner, false);
     else if (j->type == KR_TYPE_UNSUBSCRIBED && j->lost && kr_roster_is_local(srv, j->peer))
-        kr_roster_send_presences(srv, w, j->peer, j->owner, NULL, true, NULL);
+        kr_roster_send_presences(srv, w, j->peer, j->owner, true);
     else if (j->type == KR_TYPE_UNSUBSCRIBE && j->lost)
-        kr_roster_send_presences(srv, w, j->owner, j->peer, NULL, true, NULL);
+        kr_roster_send_presences(srv, w, j->owner, j->peer, true);
 }
 
-static void kr_sub_done(kr_worker *w, void *arg, uint64_t unused)
+static kr_verdict kr_sub_done(kr_handler_ctx *ctx, void *arg)
 {
     kr_sub_job *j = arg;
-    kr_server *srv = kr_worker_state_get(w)->srv;
     if (j->push)
-        kr_roster_push(srv, w, j->owner, &j->now, false, j->version);
+        kr_roster_push(ctx->srv, ctx->worker, j->owner, &j->now, false, j->version);
     if (j->out)
-        kr_sub_out_done(srv, w, j);
+        kr_sub_out_done(ctx, j);
     else
-        kr_sub_in_done(srv, w, j);
-    kr_sub_job_free(j);
+        kr_sub_in_done(ctx->srv, ctx->worker, j);
+    return KR_HANDLED;
 }
+
+static const kr_wait_ops kr_sub_ops = {kr_sub_run, kr_sub_done, kr_sub_job_free};
 
 static kr_sub_job *kr_sub_job_new(kr_handler_ctx *ctx, bool out, const char *owner,
                                   const char *peer)
@@ -692,11 +667,6 @@ static kr_sub_job *kr_sub_job_new(kr_handler_ctx *ctx, bool out, const char *own
     j->owner = kr_xstrdup(owner);
     j->peer = kr_xstrdup(peer);
     j->max_items = ctx->srv->cfg->roster.max_items;
-    j->arena = kr_arena_new(1024);
-    /* Subscriptions are between bare JIDs (§3.1.2, §3.1.3): stamp both ends. */
-    j->elem = kr_xml_node_copy(j->arena, ctx->st->elem);
-    kr_xml_attr_set(j->arena, j->elem, "from", out ? owner : peer);
-    kr_xml_attr_set(j->arena, j->elem, "to", out ? peer : owner);
     return j;
 }
 
@@ -709,8 +679,7 @@ static kr_verdict kr_sub_out_handle(kr_handler_ctx *ctx)
         return KR_HANDLED; /* a subscription to oneself means nothing: dropped */
     const char *peer = kr_jid_format_bare(st->arena, &st->to);
     kr_sub_job *j = kr_sub_job_new(ctx, true, ctx->origin->bare, peer);
-    kr_storage_submit(ctx->srv->storage, kr_sub_run, ctx->worker, kr_sub_done, j, 0);
-    return KR_HANDLED;
+    return kr_handler_wait(ctx, j->owner, &kr_sub_ops, j);
 }
 
 static kr_verdict kr_sub_in_handle(kr_handler_ctx *ctx)
@@ -723,14 +692,17 @@ static kr_verdict kr_sub_in_handle(kr_handler_ctx *ctx)
     if (strcmp(owner, peer) == 0)
         return KR_HANDLED;
     kr_sub_job *j = kr_sub_job_new(ctx, false, owner, peer);
+    /* The stanza as the owner's clients get it, now or at the next login (§3.1.3): between
+     * bare JIDs. */
+    kr_arena *a = kr_arena_new(1024);
+    kr_xml_node *e = kr_xml_node_copy(a, st->elem);
+    kr_xml_attr_set(a, e, "from", peer);
+    kr_xml_attr_set(a, e, "to", owner);
     kr_buf b = KR_BUF_INIT;
-    kr_xml_serialize(&b, j->elem, KR_NS_CLIENT);
+    kr_xml_serialize(&b, e, KR_NS_CLIENT);
+    kr_arena_free(a);
     j->xml = kr_buf_detach(&b, &j->xml_len);
-    kr_arena_free(j->arena);
-    j->arena = NULL;
-    j->elem = NULL;
-    kr_storage_submit(ctx->srv->storage, kr_sub_run, ctx->worker, kr_sub_done, j, 0);
-    return KR_HANDLED;
+    return kr_handler_wait(ctx, j->owner, &kr_sub_ops, j);
 }
 
 /* ---- descriptor -------------------------------------------------------------------------- */
@@ -744,15 +716,17 @@ static void kr_roster_stream_features(kr_server *srv, bool authenticated, kr_buf
 }
 
 static const kr_handler_spec kr_roster_handlers[] = {
+    {KR_PHASE_OUT, KR_STANZA_IQ, KR_TYPE_GET | KR_TYPE_SET,
+     KR_ADDR_BARE | KR_ADDR_FULL | KR_ADDR_REMOTE, KR_NS_ROSTER, NULL, 0, kr_roster_foreign, 0},
     {KR_PHASE_IN, KR_STANZA_IQ, KR_TYPE_GET, KR_ADDR_SELF | KR_ADDR_BARE, KR_NS_ROSTER, "query",
-     0, kr_roster_get_handle},
+     0, kr_roster_get_handle, 0},
     {KR_PHASE_IN, KR_STANZA_IQ, KR_TYPE_SET, KR_ADDR_SELF | KR_ADDR_BARE, KR_NS_ROSTER, "query",
-     0, kr_roster_set_handle},
+     0, kr_roster_set_handle, 0},
     {KR_PHASE_OUT, KR_STANZA_PRESENCE, KR_SUB_TYPES,
      KR_ADDR_HOST | KR_ADDR_BARE | KR_ADDR_FULL | KR_ADDR_REMOTE | KR_ADDR_SELF, NULL, NULL, 0,
-     kr_sub_out_handle},
+     kr_sub_out_handle, 0},
     {KR_PHASE_IN, KR_STANZA_PRESENCE, KR_SUB_TYPES, KR_ADDR_BARE | KR_ADDR_FULL, NULL, NULL, 0,
-     kr_sub_in_handle},
+     kr_sub_in_handle, 0},
 };
 
 const kr_module_def kr_mod_roster = {
@@ -760,4 +734,5 @@ const kr_module_def kr_mod_roster = {
     .handlers = kr_roster_handlers,
     .handler_count = sizeof(kr_roster_handlers) / sizeof(kr_roster_handlers[0]),
     .stream_features = kr_roster_stream_features,
+    .session_flag = &kr_roster_interested,
 };

@@ -46,12 +46,12 @@ static kr_verdict kr_time_handle(kr_handler_ctx *ctx)
     kr_xml_node *t = kr_xml_elem_add(st->arena, iq, KR_NS_TIME, "time");
     kr_time_add_text(st->arena, t, "tzo", tzo);
     kr_time_add_text(st->arena, t, "utc", utc);
-    kr_router_send(ctx->srv, ctx->worker, iq, st->arena);
+    kr_reply(ctx, iq);
     return KR_HANDLED;
 }
 
 static const kr_handler_spec kr_time_handlers[] = {
-    {KR_PHASE_IN, KR_STANZA_IQ, KR_TYPE_GET, KR_ADDR_HOST, KR_NS_TIME, "time", 0, kr_time_handle},
+    {KR_PHASE_IN, KR_STANZA_IQ, KR_TYPE_GET, KR_ADDR_HOST, KR_NS_TIME, "time", 0, kr_time_handle, 0},
 };
 
 static const char *const kr_time_features[] = {KR_NS_TIME, NULL};

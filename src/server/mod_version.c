@@ -45,13 +45,13 @@ static kr_verdict kr_version_handle(kr_handler_ctx *ctx)
     kr_version_add_text(st->arena, q, "version", KR_VERSION_NUMBER);
     if (ctx->srv->cfg->services.version_show_os)
         kr_version_add_text(st->arena, q, "os", kr_version_os);
-    kr_router_send(ctx->srv, ctx->worker, iq, st->arena);
+    kr_reply(ctx, iq);
     return KR_HANDLED;
 }
 
 static const kr_handler_spec kr_version_handlers[] = {
     {KR_PHASE_IN, KR_STANZA_IQ, KR_TYPE_GET, KR_ADDR_HOST, KR_NS_VERSION, "query", 0,
-     kr_version_handle},
+     kr_version_handle, 0},
 };
 
 static const char *const kr_version_features[] = {KR_NS_VERSION, NULL};

@@ -1,61 +1,166 @@
 /* SPDX-License-Identifier: AGPL-3.0-or-later
  *
- * Stanza routing for local accounts per RFC 6121 §8.5 (see router.h). The
- * function names follow the RFC's sections so the rules can be checked
- * against the text.
+ * The send path (see router.h): routes through the phases, handlers that
+ * wait, the deliveries of user domains (RFC 6121 §8.5, functions named after
+ * its sections) and services, and deliveries to sessions. A route runs on
+ * the stack until a handler waits; then it moves to the heap (kr_route.heap)
+ * and continues from kr__route_wake on the same worker.
  */
 #include "server/router.h"
 
 #include <limits.h>
+#include <stdlib.h>
 #include <string.h>
+#include <uv.h>
 
+#include "core/alloc.h"
+#include "core/assert.h"
 #include "core/log.h"
-#include "server/c2s.h"
-#include "server/modules.h"
+#include "server/hosts.h"
+#include "server/intake.h"
 #include "server/s2s.h"
 #include "server/session.h"
+#include "server/storage_thread.h"
 #include "xml/serialize.h"
 
 #define KR_ROUTER_MAX_RESOURCES 64
+#define KR_ROUTE_MAX_MATCH 64
 
-static void kr_router_deliver_cb(kr_worker *w, void *arg, uint64_t conn_id)
+typedef enum kr_route_stage { KR_STAGE_OUT, KR_STAGE_IN, KR_STAGE_DELIVER } kr_route_stage;
+
+typedef struct kr_routing {
+    kr_handler_ctx ctx;       /* first: handlers get &ctx */
+    kr_stanza *st;            /* one reference */
+    uint64_t origin_id;       /* session id, 0: none */
+    kr_intake *intake;        /* while on the stack */
+    uint64_t intake_id;       /* once waiting */
+    kr_route_stage stage;
+    bool one_phase;           /* kr_route_phase: no other phase, no delivery */
+    struct kr_routing *heap;    /* the copy that waits, once a handler waited */
+    const kr_wait_ops *ops;   /* what it waits for */
+    void *arg;
+    uv_work_t work;           /* CPU-pool waits */
+    size_t pos, n;
+    kr_match match[KR_ROUTE_MAX_MATCH];
+} kr_routing;
+
+static void kr_route_run(kr_routing *r);
+static void kr_route_start(kr_server *srv, kr_worker *w, kr_stanza *st, kr_session *origin,
+                           kr_intake *intake, kr_route_stage stage, int one_phase);
+
+/* ---- deliveries to sessions ---------------------------------------------------------------- */
+
+static void kr_deliver_cb(kr_worker *w, void *arg, uint64_t id)
 {
-    kr_c2s_deliver(w, conn_id, arg);
+    kr_session *s = kr_session_find(w, id);
+    if (s)
+        kr_session_deliver(s, arg);
+    kr_rbuf_unref(arg);
 }
 
-void kr_router_deliver(kr_server *srv, kr_worker *w, const kr_session_ref *to, kr_rbuf *buf)
+void kr_deliver(kr_server *srv, kr_worker *w, const kr_session_ref *to, kr_rbuf *bytes)
 {
-    kr_rbuf_ref(buf);
-    if (w && w->index == to->worker)
-        kr_c2s_deliver(w, to->conn_id, buf);
-    else
-        kr_worker_post(&srv->workers[to->worker], kr_router_deliver_cb, buf, to->conn_id);
+    kr_assert(to->node == 0); /* one node: the directory names no other */
+    if (w && w->index == to->worker) {
+        kr_session *s = kr_session_find(w, to->id);
+        if (s)
+            kr_session_deliver(s, bytes);
+        return;
+    }
+    kr_worker_post(&srv->workers[to->worker], kr_deliver_cb, kr_rbuf_ref(bytes), to->id);
 }
 
-static kr_rbuf *kr_router_serialize(const kr_xml_node *elem)
+static bool kr_pick_ok(const kr_session_ref *r, unsigned pick, unsigned flag)
 {
-    kr_buf b = KR_BUF_INIT;
-    kr_xml_serialize(&b, elem, KR_NS_CLIENT);
-    return kr_rbuf_from_buf(&b);
+    if ((pick & KR_PICK_AVAILABLE) && !r->available)
+        return false;
+    if ((pick & KR_PICK_NONNEGATIVE) && r->priority < 0)
+        return false;
+    return !flag || (r->flags & flag);
 }
 
-static void kr_router_deliver_one(kr_server *srv, kr_worker *w, const kr_session_ref *to,
-                                  const kr_xml_node *elem)
+size_t kr_deliver_account(kr_server *srv, kr_worker *w, const char *bare, kr_rbuf *bytes,
+                          unsigned pick, unsigned flag)
 {
-    kr_rbuf *buf = kr_router_serialize(elem);
-    kr_router_deliver(srv, w, to, buf);
-    kr_rbuf_unref(buf);
+    kr_session_ref refs[KR_ROUTER_MAX_RESOURCES];
+    size_t n = kr_sessions_list(srv->sessions, bare, refs, KR_ROUTER_MAX_RESOURCES);
+    if (n > KR_ROUTER_MAX_RESOURCES)
+        n = KR_ROUTER_MAX_RESOURCES;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!kr_pick_ok(&refs[i], pick, flag))
+            continue;
+        kr_deliver(srv, w, &refs[i], bytes);
+        k++;
+    }
+    return k;
 }
 
-void kr_router_bounce(kr_server *srv, kr_worker *w, kr_stanza *st, const char *condition,
-                      const char *text)
+/* ---- building and answering ---------------------------------------------------------------- */
+
+void kr_send_error(kr_server *srv, kr_worker *w, kr_stanza *st, const char *condition,
+                   const char *text)
 {
     if (st->type == KR_TYPE_ERROR || st->type == KR_TYPE_RESULT)
         return; /* RFC 6120 §8.3.1: never answer an error (or a result) with an error */
     if (!kr_xml_attr_get(st->elem, "from"))
         return;
     kr_stanza_make_error(st, condition, text, NULL);
-    kr_router_send(srv, w, st->elem, st->arena);
+    kr_send_reply(srv, w, st, st->elem);
+}
+
+void kr_send_derived(kr_server *srv, kr_worker *w, kr_stanza *st, kr_xml_node *elem)
+{
+    const char *bad;
+    kr_stanza *d = kr_stanza_new_in(st, elem, srv->hosts, &bad);
+    if (bad || d->to_absent) {
+        kr_stanza_unref(d);
+        return;
+    }
+    kr_send(srv, w, d);
+}
+
+void kr_send_reply(kr_server *srv, kr_worker *w, kr_stanza *st, kr_xml_node *reply)
+{
+    const char *bad;
+    kr_stanza *r = kr_stanza_new_in(st, reply, srv->hosts, &bad);
+    if (bad || r->to_absent) {
+        kr_stanza_unref(r); /* our own stanza without a valid 'to': nobody to tell */
+        return;
+    }
+    kr_route_start(srv, w, r, NULL, NULL, KR_STAGE_DELIVER, 0);
+}
+
+void kr_send_elem(kr_server *srv, kr_worker *w, kr_xml_node *elem, kr_arena *arena)
+{
+    const char *bad;
+    kr_stanza *st = kr_stanza_new(arena, elem, srv->hosts, NULL, &bad);
+    if (bad || st->to_absent) {
+        kr_stanza_unref(st);
+        return;
+    }
+    kr_send(srv, w, st);
+}
+
+void kr_send_presence(kr_server *srv, kr_worker *w, const char *from, const char *to,
+                      const char *type)
+{
+    kr_arena *a = kr_arena_new(512);
+    kr_xml_node *p = kr_xml_elem_new(a, KR_NS_CLIENT, "presence");
+    kr_xml_attr_set(a, p, "type", type);
+    kr_xml_attr_set(a, p, "from", from);
+    kr_xml_attr_set(a, p, "to", to);
+    kr_send_elem(srv, w, p, a);
+}
+
+/* ---- user domains: RFC 6121 §8.5 ------------------------------------------------------------ */
+
+static void kr_router_deliver_one(kr_server *srv, kr_worker *w, const kr_session_ref *to,
+                                  const kr_stanza *st)
+{
+    kr_rbuf *buf = kr_stanza_serialize(st);
+    kr_deliver(srv, w, to, buf);
+    kr_rbuf_unref(buf);
 }
 
 /* Collect the account's resources that are available with non-negative priority; returns how
@@ -79,12 +184,19 @@ static size_t kr_router_available(kr_server *srv, const char *bare, kr_session_r
     return k;
 }
 
-/* RFC 6121 §8.5.2.1.1 / §8.5.2.2.1: message to a bare JID. */
+bool kr_router_has_available(kr_server *srv, const char *bare)
+{
+    kr_session_ref avail[KR_ROUTER_MAX_RESOURCES];
+    int best;
+    return kr_router_available(srv, bare, avail, &best) > 0;
+}
+
+/* §8.5.2.1.1 / §8.5.2.2.1: message to a bare JID. */
 static void kr_router_message_bare(kr_server *srv, kr_worker *w, kr_stanza *st,
                                    const char *bare)
 {
     if (st->type == KR_TYPE_GROUPCHAT) {
-        kr_router_bounce(srv, w, st, "service-unavailable", NULL);
+        kr_send_error(srv, w, st, "service-unavailable", NULL);
         return;
     }
     kr_session_ref avail[KR_ROUTER_MAX_RESOURCES];
@@ -92,46 +204,28 @@ static void kr_router_message_bare(kr_server *srv, kr_worker *w, kr_stanza *st,
     size_t n = kr_router_available(srv, bare, avail, &best);
     if (n == 0) {
         if (st->type & (KR_TYPE_NONE | KR_TYPE_NORMAL | KR_TYPE_CHAT))
-            kr_router_bounce(srv, w, st, "service-unavailable",
-                             "The recipient is not online and offline storage is not enabled");
+            kr_send_error(srv, w, st, "service-unavailable",
+                          "The recipient is not online and offline storage is not enabled");
         return; /* headline and error: silently dropped */
     }
-    kr_rbuf *buf = kr_router_serialize(st->elem);
+    kr_rbuf *buf = kr_stanza_serialize(st);
     for (size_t i = 0; i < n; i++) {
         /* Headlines go to every non-negative resource, the rest to the most available. */
         if (st->type == KR_TYPE_HEADLINE || avail[i].priority == best)
-            kr_router_deliver(srv, w, &avail[i], buf);
+            kr_deliver(srv, w, &avail[i], buf);
     }
     kr_rbuf_unref(buf);
 }
 
-/* RFC 6121 §8.5.2.1.2 (directed presence to a bare JID): every available resource. */
+/* §8.5.2.1.2 (directed presence to a bare JID): every available resource. */
 static void kr_router_presence_bare(kr_server *srv, kr_worker *w, kr_stanza *st,
                                     const char *bare)
 {
     if (st->type == KR_TYPE_PROBE)
-        return; /* answered by the presence module of the IM issue */
-    kr_session_ref all[KR_ROUTER_MAX_RESOURCES];
-    size_t n = kr_sessions_list(srv->sessions, bare, all, KR_ROUTER_MAX_RESOURCES);
-    if (n > KR_ROUTER_MAX_RESOURCES)
-        n = KR_ROUTER_MAX_RESOURCES;
-    kr_rbuf *buf = NULL;
-    for (size_t i = 0; i < n; i++) {
-        if (!all[i].available)
-            continue;
-        if (!buf)
-            buf = kr_router_serialize(st->elem);
-        kr_router_deliver(srv, w, &all[i], buf);
-    }
-    if (buf)
-        kr_rbuf_unref(buf);
-}
-
-bool kr_router_has_available(kr_server *srv, const char *bare)
-{
-    kr_session_ref avail[KR_ROUTER_MAX_RESOURCES];
-    int best;
-    return kr_router_available(srv, bare, avail, &best) > 0;
+        return; /* answered by the presence module */
+    kr_rbuf *buf = kr_stanza_serialize(st);
+    kr_deliver_account(srv, w, bare, buf, KR_PICK_AVAILABLE, 0);
+    kr_rbuf_unref(buf);
 }
 
 static void kr_router_to_bare(kr_server *srv, kr_worker *w, kr_stanza *st)
@@ -145,21 +239,21 @@ static void kr_router_to_bare(kr_server *srv, kr_worker *w, kr_stanza *st)
         kr_router_presence_bare(srv, w, st, bare);
         break;
     case KR_STANZA_IQ:
-        /* RFC 6121 §8.5.2.1.3: the server answers iqs to a bare JID on the account's behalf;
-         * the modules had their turn, so nobody handles this one. */
+        /* §8.5.2.1.3: the server answers iqs to a bare JID on the account's behalf; the
+         * modules had their turn, so nobody handles this one. */
         if (st->type & (KR_TYPE_GET | KR_TYPE_SET))
-            kr_router_bounce(srv, w, st, "service-unavailable", NULL);
+            kr_send_error(srv, w, st, "service-unavailable", NULL);
         break;
     }
 }
 
-/* RFC 6121 §8.5.3: to a full JID. */
+/* §8.5.3: to a full JID. */
 static void kr_router_to_full(kr_server *srv, kr_worker *w, kr_stanza *st)
 {
     const char *bare = kr_jid_format_bare(st->arena, &st->to);
     kr_session_ref ref;
     if (kr_sessions_find(srv->sessions, bare, st->to.resource, &ref)) {
-        kr_router_deliver_one(srv, w, &ref, st->elem);
+        kr_router_deliver_one(srv, w, &ref, st);
         return;
     }
     switch (st->kind) {
@@ -168,7 +262,7 @@ static void kr_router_to_full(kr_server *srv, kr_worker *w, kr_stanza *st)
         if (st->type & (KR_TYPE_NONE | KR_TYPE_NORMAL | KR_TYPE_CHAT))
             kr_router_message_bare(srv, w, st, bare);
         else if (st->type == KR_TYPE_GROUPCHAT)
-            kr_router_bounce(srv, w, st, "service-unavailable", NULL);
+            kr_send_error(srv, w, st, "service-unavailable", NULL);
         break;
     case KR_STANZA_PRESENCE:
         /* §8.5.3.2.2: subscription-related presence is handled as for the bare JID. */
@@ -177,32 +271,24 @@ static void kr_router_to_full(kr_server *srv, kr_worker *w, kr_stanza *st)
             kr_router_presence_bare(srv, w, st, bare);
         break;
     case KR_STANZA_IQ:
-        kr_router_bounce(srv, w, st, "service-unavailable", NULL);
+        kr_send_error(srv, w, st, "service-unavailable", NULL);
         break;
     }
 }
 
-/* RFC 6121 §4.2.2 / §4.5.2: broadcast presence goes to the user's own available resources
- * (subscribers are added by the roster module of the IM issue). */
-static void kr_router_presence_broadcast(kr_server *srv, kr_worker *w, kr_stanza *st)
-{
-    kr_router_presence_bare(srv, w, st, kr_jid_format_bare(st->arena, &st->from));
-}
-
-/* Where a stanza goes after the modules of the destination had their turn. */
-static void kr_router_default(kr_server *srv, kr_worker *w, kr_stanza *st)
+/* The delivery of user domains (kr_host.deliver of KR_HOST_USER). */
+void kr_router_deliver_user(kr_server *srv, kr_worker *w, const kr_host *host, kr_stanza *st)
 {
     if (st->kind == KR_STANZA_PRESENCE && st->to_absent) {
-        kr_router_presence_broadcast(srv, w, st);
+        /* §4.2.2 / §4.5.2: broadcast presence reaches the user's own available resources
+         * (the presence module adds the subscribers). */
+        kr_router_presence_bare(srv, w, st, kr_jid_format_bare(st->arena, &st->from));
         return;
     }
     switch (st->addressing) {
-    case KR_ADDR_REMOTE:
-        kr_s2s_route(srv, w, st); /* bounces itself when federation is off */
-        break;
     case KR_ADDR_HOST:
         if (st->kind == KR_STANZA_IQ && (st->type & (KR_TYPE_GET | KR_TYPE_SET)))
-            kr_router_bounce(srv, w, st, "service-unavailable", NULL);
+            kr_send_error(srv, w, st, "service-unavailable", NULL);
         break;
     case KR_ADDR_BARE:
     case KR_ADDR_SELF:
@@ -211,40 +297,216 @@ static void kr_router_default(kr_server *srv, kr_worker *w, kr_stanza *st)
     case KR_ADDR_FULL:
         kr_router_to_full(srv, w, st);
         break;
+    default:
+        break;
     }
 }
 
-void kr_router_route(kr_server *srv, kr_worker *w, kr_stanza *st, kr_session *origin)
+/* The delivery of service hosts (kr_host.deliver of KR_HOST_SERVICE): the owner's handlers
+ * had their turn; requests and messages nobody took are refused, the rest dropped. */
+void kr_router_deliver_service(kr_server *srv, kr_worker *w, const kr_host *host,
+                               kr_stanza *st)
 {
-    if (origin && kr_modules_dispatch(srv, w, st, origin, KR_PHASE_OUT) == KR_HANDLED)
-        return;
-    if (st->addressing != KR_ADDR_REMOTE &&
-        kr_modules_dispatch(srv, w, st, origin, KR_PHASE_IN) == KR_HANDLED)
-        return;
-    kr_router_default(srv, w, st);
+    if ((st->kind == KR_STANZA_IQ && (st->type & (KR_TYPE_GET | KR_TYPE_SET))) ||
+        (st->kind == KR_STANZA_MESSAGE && st->type != KR_TYPE_ERROR))
+        kr_send_error(srv, w, st, "service-unavailable", NULL);
 }
 
-static bool kr_router_served(void *ud, const char *domain)
+/* ---- routes ------------------------------------------------------------------------------- */
+
+static kr_phase kr_route_stage_phase(const kr_routing *r)
 {
-    return kr_config_serves(((kr_server *)ud)->cfg, domain);
+    if (r->one_phase)
+        return r->ctx.phase;
+    return r->stage == KR_STAGE_OUT ? KR_PHASE_OUT : KR_PHASE_IN;
 }
 
-void kr_router_send(kr_server *srv, kr_worker *w, kr_xml_node *elem, kr_arena *arena)
+static void kr_route_select(kr_routing *r)
 {
-    kr_stanza st;
-    if (kr_stanza_decode(&st, elem, arena, kr_router_served, srv) != NULL || st.to_absent)
-        return; /* our own stanza without a valid 'to': nothing to deliver to */
-    if (st.addressing == KR_ADDR_REMOTE) {
-        kr_s2s_route(srv, w, &st);
+    if (r->stage == KR_STAGE_DELIVER) {
+        r->pos = r->n = 0;
         return;
     }
-    if (st.addressing == KR_ADDR_FULL) {
-        kr_session_ref ref;
-        if (kr_sessions_find(srv->sessions, kr_jid_format_bare(arena, &st.to), st.to.resource,
-                             &ref))
-            kr_router_deliver_one(srv, w, &ref, elem);
+    r->ctx.phase = kr_route_stage_phase(r);
+    r->pos = 0;
+    r->n = kr_modules_match(r->ctx.srv, r->st, r->ctx.phase, r->match, KR_ROUTE_MAX_MATCH);
+}
+
+static void kr_route_finish(kr_routing *r)
+{
+    kr_worker *w = r->ctx.worker;
+    kr_stanza_unref(r->st);
+    if (r->heap) {
+        uint64_t intake = r->intake_id;
+        free(r->heap);
+        kr_intake_release(w, intake);
+    }
+}
+
+/* The stage after the current one; false when the route is complete. */
+static bool kr_route_next_stage(kr_routing *r)
+{
+    if (r->one_phase)
+        return false;
+    if (r->stage == KR_STAGE_OUT) {
+        r->stage = KR_STAGE_IN;
+        kr_route_select(r);
+        return true;
+    }
+    r->stage = KR_STAGE_DELIVER;
+    return false;
+}
+
+static void kr_route_deliver(kr_routing *r)
+{
+    kr_stanza *st = r->st;
+    if (st->host)
+        st->host->deliver(r->ctx.srv, r->ctx.worker, st->host, st);
+    else
+        kr_s2s_route(r->ctx.srv, r->ctx.worker, st); /* bounces itself when federation is off */
+}
+
+static void kr_route_run(kr_routing *r)
+{
+    for (;;) {
+        while (r->pos < r->n) {
+            const kr_match *m = &r->match[r->pos++];
+            r->ctx.child = m->child;
+            kr_verdict v = m->spec->fn(&r->ctx);
+            if (v == KR_WAIT) {
+                kr_assert(r->heap); /* the handler called kr_handler_wait */
+                return;             /* the heap copy carries on */
+            }
+            if (v == KR_HANDLED) {
+                kr_route_finish(r);
+                return;
+            }
+        }
+        if (!kr_route_next_stage(r))
+            break;
+    }
+    if (r->stage == KR_STAGE_DELIVER)
+        kr_route_deliver(r);
+    kr_route_finish(r);
+}
+
+static void kr_route_start(kr_server *srv, kr_worker *w, kr_stanza *st, kr_session *origin,
+                           kr_intake *intake, kr_route_stage stage, int one_phase)
+{
+    kr_routing r;
+    r.ctx = (kr_handler_ctx){.srv = srv, .worker = w, .st = st, .origin = origin};
+    r.st = st;
+    r.origin_id = origin ? origin->id : 0;
+    r.intake = intake;
+    r.intake_id = intake ? intake->id : 0;
+    r.stage = stage;
+    r.one_phase = one_phase != 0;
+    if (r.one_phase)
+        r.ctx.phase = (kr_phase)one_phase;
+    r.heap = NULL;
+    r.ops = NULL;
+    r.arg = NULL;
+    kr_route_select(&r);
+    kr_route_run(&r);
+}
+
+void kr_route(kr_server *srv, kr_worker *w, kr_stanza *st, kr_session *origin,
+              kr_intake *intake)
+{
+    kr_route_start(srv, w, st, origin, intake, origin ? KR_STAGE_OUT : KR_STAGE_IN, 0);
+}
+
+void kr_route_phase(kr_server *srv, kr_worker *w, kr_stanza *st, kr_session *origin,
+                    kr_intake *intake, kr_phase phase)
+{
+    kr_route_start(srv, w, st, origin, intake, KR_STAGE_IN, (int)phase);
+}
+
+void kr_send(kr_server *srv, kr_worker *w, kr_stanza *st)
+{
+    kr_route_start(srv, w, st, NULL, NULL, KR_STAGE_IN, 0);
+}
+
+/* ---- waiting -------------------------------------------------------------------------------- */
+
+static void kr_route_work(uv_work_t *req)
+{
+    kr_routing *r = req->data;
+    r->ops->job(NULL, r->arg);
+}
+
+static void kr_route_work_done(uv_work_t *req, int status)
+{
+    kr_routing *r = req->data;
+    kr__route_wake(r->ctx.worker, r, 0);
+}
+
+static void kr_route_store_job(kr_store *store, void *arg)
+{
+    kr_routing *r = arg;
+    r->ops->job(store, r->arg);
+}
+
+kr_verdict kr_handler_wait(kr_handler_ctx *ctx, const char *account, const kr_wait_ops *ops,
+                           void *arg)
+{
+    kr_routing *r = (kr_routing *)ctx; /* ctx is the first member */
+    if (!r->heap) {
+        kr_routing *h = kr_xmalloc(sizeof(*h));
+        memcpy(h, r, sizeof(*h));
+        h->heap = h;
+        h->intake = NULL;
+        r->heap = h;
+        if (r->intake && r->intake->id)
+            kr_intake_hold(r->intake);
+        else
+            h->intake_id = 0;
+        r = h;
+    }
+    r->ops = ops;
+    r->arg = arg;
+    if (!account) {
+        r->work.data = r;
+        if (uv_queue_work(&r->ctx.worker->loop, &r->work, kr_route_work, kr_route_work_done) ==
+            0)
+            return KR_WAIT;
+        kr_route_work(&r->work); /* cannot queue (cannot happen on a running loop): here */
+        kr_worker_post(r->ctx.worker, kr__route_wake, r, 0);
+        return KR_WAIT;
+    }
+    kr_storage_submit(r->ctx.srv->storage, account, kr_route_store_job, r->ctx.worker,
+                      kr__route_wake, r, 0);
+    return KR_WAIT;
+}
+
+void kr__route_wake(kr_worker *w, void *arg, uint64_t unused)
+{
+    kr_routing *r = arg;
+    const kr_wait_ops *ops = r->ops;
+    void *warg = r->arg;
+    r->ops = NULL;
+    if (kr_worker_current() != w) {
+        /* The shutdown drain on the main thread: release, route nothing. */
+        r->ctx.cancelled = true;
+        if (ops->release)
+            ops->release(warg);
+        r->intake_id = 0;
+        kr_route_finish(r);
         return;
     }
-    if ((st.addressing & (KR_ADDR_BARE | KR_ADDR_SELF)) && st.kind != KR_STANZA_IQ)
-        kr_router_to_bare(srv, w, &st);
+    r->ctx.origin = r->origin_id ? kr_session_find(w, r->origin_id) : NULL;
+    r->ctx.origin_gone = r->origin_id && !r->ctx.origin;
+    r->ctx.st = r->st;
+    kr_verdict v = ops->resume(&r->ctx, warg);
+    if (ops->release && !(v == KR_WAIT && r->arg == warg))
+        ops->release(warg);
+    if (v == KR_WAIT) {
+        kr_assert(r->ops); /* resume called kr_handler_wait again */
+        return;
+    }
+    if (v == KR_HANDLED) {
+        kr_route_finish(r);
+        return;
+    }
+    kr_route_run(r);
 }

@@ -263,19 +263,14 @@ typedef struct kr_s2s_bounce_ctx {
     const char *text;
 } kr_s2s_bounce_ctx;
 
-static bool kr_s2s_served(void *ud, const char *domain)
-{
-    return kr_config_serves(((kr_server *)ud)->cfg, domain);
-}
-
 static void kr_s2s_bounce_stanza(void *ud, kr_xml_node *e, kr_arena *a)
 {
     kr_s2s_bounce_ctx *b = ud;
-    kr_stanza st;
-    if (kr_stanza_decode(&st, e, a, kr_s2s_served, b->srv) == NULL && st.from.domain &&
-        kr_s2s_served(b->srv, st.from.domain))
-        kr_router_bounce(b->srv, b->w, &st, b->condition, b->text);
-    kr_arena_free(a);
+    const char *bad;
+    kr_stanza *st = kr_stanza_new(a, e, b->srv->hosts, NULL, &bad);
+    if (!bad && st->from_host)
+        kr_send_error(b->srv, b->w, st, b->condition, b->text);
+    kr_stanza_unref(st);
 }
 
 void kr__s2s_bounce(kr_server *srv, kr_worker *w, const kr_rbuf *buf, const char *condition,
@@ -294,8 +289,8 @@ void kr__s2s_bounce(kr_server *srv, kr_worker *w, const kr_rbuf *buf, const char
 
 /* ---- routing into the outbound queues ----------------------------------------------------- */
 
-void kr_s2s_send_bytes(kr_server *srv, kr_worker *w, const char *local, const char *remote,
-                       kr_rbuf *buf)
+void kr__s2s_send_bytes(kr_server *srv, kr_worker *w, const char *local, const char *remote,
+                        kr_rbuf *buf)
 {
     if (!srv->s2s) {
         kr__s2s_bounce(srv, w, buf, "remote-server-not-found",
@@ -316,15 +311,13 @@ void kr_s2s_send_bytes(kr_server *srv, kr_worker *w, const char *local, const ch
 void kr_s2s_route(kr_server *srv, kr_worker *w, kr_stanza *st)
 {
     if (!srv->s2s) {
-        kr_router_bounce(srv, w, st, "remote-server-not-found",
-                         "Federation with other servers is not enabled");
+        kr_send_error(srv, w, st, "remote-server-not-found",
+                      "Federation with other servers is not enabled");
         return;
     }
-    if (!st->from.domain || !kr_s2s_served(srv, st->from.domain) || !st->to.domain)
+    if (!st->from.domain || !st->from_host || !st->to.domain)
         return; /* only our own users' and domains' stanzas leave over s2s */
-    kr_buf b = KR_BUF_INIT;
-    kr_xml_serialize(&b, st->elem, KR_NS_CLIENT);
-    kr_rbuf *buf = kr_rbuf_from_buf(&b);
-    kr_s2s_send_bytes(srv, w, st->from.domain, st->to.domain, buf);
+    kr_rbuf *buf = kr_stanza_serialize(st);
+    kr__s2s_send_bytes(srv, w, st->from.domain, st->to.domain, buf);
     kr_rbuf_unref(buf);
 }

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: AGPL-3.0-or-later
  *
  * Server-to-server federation (RFC 6120; RFC 6121 across servers). Stanzas
- * for other domains come here from the router (kr_s2s_route) and leave over
+ * for other domains come here from the router (kr_s2s_route: the delivery of
+ * every domain the address table does not hold, hosts.h) and leave over
  * one outbound stream per (our domain, remote domain) pair, which lives on
  * the worker the pair hashes to; other workers hand it stanzas through the
  * worker queues. Inbound streams are accepted on s2s.starttls / direct_tls
@@ -38,10 +39,6 @@ void kr_s2s_on_connection(uv_stream_t *listener, int status);
  * domains. Borrows st; bounces it (RFC 6120 §8.3.3.15/.16) when federation is off or the
  * domain cannot be reached. */
 void kr_s2s_route(kr_server *srv, kr_worker *w, kr_stanza *st);
-/** Same for a stanza already serialized (its 'from' on domain `local`, 'to' on `remote`).
- * Borrows buf. */
-void kr_s2s_send_bytes(kr_server *srv, kr_worker *w, const char *local, const char *remote,
-                       kr_rbuf *buf);
 
 /** Worker shutdown: close every s2s stream of w; no new outbound streams after it. */
 void kr_s2s_shutdown_worker(kr_worker *w);

@@ -5,14 +5,19 @@
  * kr_conn underneath (bytes, TLS, the peer's certificate), the router for
  * the stanzas it accepts, and dialback verification over our outbound
  * stream to the claimed domain (s2s_out.c, possibly on another worker),
- * whose answer comes back here by connection id. Streams that do not
+ * whose answer comes back here by connection id. Received stanzas go to the
+ * router through the stream's intake, so they stay in order when a handler
+ * waits. Streams that do not
  * authenticate within limits.auth_timeout_s, or stay silent for
  * s2s.idle_timeout_s, are closed.
  */
+#include <stddef.h>
 #include <stdlib.h>
 
 #include "core/alloc.h"
 #include "core/log.h"
+#include "server/hosts.h"
+#include "server/intake.h"
 #include "server/router.h"
 #include "server/s2s.h"
 #include "server/s2s_in_stream.h"
@@ -22,6 +27,7 @@ typedef struct kr_s2s_in {
     kr_server *srv;
     kr_conn *conn;
     kr__s2s_in_stream *stream;
+    kr_intake intake;
     uint64_t last_read;
 } kr_s2s_in;
 
@@ -51,7 +57,7 @@ static void kr_s2s_in_io_start_tls(void *ud)
 
 static bool kr_s2s_in_io_served(void *ud, const char *domain)
 {
-    return kr_config_serves(((kr_s2s_in *)ud)->srv->cfg, domain);
+    return kr_hosts_find(((kr_s2s_in *)ud)->srv->hosts, domain) != NULL;
 }
 
 static bool kr_s2s_in_io_cert_ok(void *ud, const char *domain, char *why, size_t whylen)
@@ -85,14 +91,39 @@ static void kr_s2s_in_io_authenticated(void *ud)
 
 static void kr_s2s_in_io_route(void *ud, kr_stanza *st)
 {
-    kr_s2s_in *s = ud;
-    kr_router_route(s->srv, s->conn->worker, st, NULL);
+    kr_intake_push_stanza(&((kr_s2s_in *)ud)->intake, st);
 }
 
-static void kr_s2s_in_io_reply(void *ud, kr_xml_node *elem, kr_arena *a)
+static void kr_s2s_in_io_reply(void *ud, kr_stanza *st)
 {
     kr_s2s_in *s = ud;
-    kr_router_send(s->srv, s->conn->worker, elem, a);
+    if (st->to_absent)
+        kr_stanza_unref(st);
+    else
+        kr_send(s->srv, s->conn->worker, st);
+}
+
+/* ---- the intake ---------------------------------------------------------------------------- */
+
+static kr_s2s_in *kr_s2s_in_of(kr_intake *in)
+{
+    return (kr_s2s_in *)((char *)in - offsetof(kr_s2s_in, intake));
+}
+
+static void kr_s2s_in_intake_route(kr_intake *in, kr_stanza *st)
+{
+    kr_s2s_in *s = kr_s2s_in_of(in);
+    kr_route(s->srv, s->conn->worker, st, NULL, in);
+}
+
+static void kr_s2s_in_intake_process(kr_intake *in, kr_xml_node *elem, kr_arena *arena)
+{
+    kr_arena_free(arena); /* only decoded stanzas are queued here */
+}
+
+static void kr_s2s_in_intake_pause(kr_intake *in, bool pause)
+{
+    kr_conn_read_pause(kr_s2s_in_of(in)->conn, pause);
 }
 
 static const kr__s2s_in_io kr_s2s_in_io = {
@@ -159,6 +190,11 @@ static void kr_s2s_in_on_overflow(kr_conn *c)
     kr__s2s_in_stream_error(s->stream, "policy-violation", "Too much output queued");
 }
 
+static void kr_s2s_in_on_close(kr_conn *c)
+{
+    kr_intake_close(&((kr_s2s_in *)c->proto)->intake);
+}
+
 static void kr_s2s_in_on_free(kr_conn *c)
 {
     kr_s2s_in *s = c->proto;
@@ -173,6 +209,7 @@ static const kr_conn_ops kr_s2s_in_ops = {
     .on_tls_ready = kr_s2s_in_on_tls_ready,
     .on_timer = kr_s2s_in_on_timer,
     .on_overflow = kr_s2s_in_on_overflow,
+    .on_close = kr_s2s_in_on_close,
     .on_free = kr_s2s_in_on_free,
 };
 
@@ -190,7 +227,8 @@ void kr__s2s_in_accept(kr_worker *w, uv_stream_t *listener, bool direct_tls)
         .io = &kr_s2s_in_io,
         .ud = s,
         .log_ctx = conn->log_ctx,
-        .default_domain = srv->cfg->domains[0],
+        .default_domain = kr_hosts_default(srv->hosts)->domain,
+        .hosts = srv->hosts,
         .secret = srv->s2s->secret,
         .require_valid_certificates = srv->cfg->s2s.require_valid_certificates,
         .limits =
@@ -199,6 +237,8 @@ void kr__s2s_in_accept(kr_worker *w, uv_stream_t *listener, bool direct_tls)
     };
     s->stream = kr__s2s_in_stream_new(&o);
     conn->proto = s;
+    kr_intake_open(&s->intake, w, conn->id, kr_s2s_in_intake_process, kr_s2s_in_intake_pause);
+    s->intake.route = kr_s2s_in_intake_route;
     s->last_read = uv_now(&w->loop);
     kr_conn_timer_set(conn, (uint64_t)srv->cfg->limits.auth_timeout_s * 1000);
 }

@@ -430,50 +430,57 @@ static bool kr_s2s_in_is_stanza(const kr_xml_node *e)
            strcmp(e->name, "iq") == 0;
 }
 
-/* RFC 6120 §8.1.1.2, §8.1.2.2, §4.9.3.9: addresses must be an authenticated pair. */
+/* RFC 6120 §8.1.1.2, §8.1.2.2, §4.9.3.9: addresses must be an authenticated pair. Takes
+ * the arena. */
 static void kr_s2s_in_stanza(kr__s2s_in_stream *s, kr_arena *a, kr_xml_node *e)
 {
     if (!kr__s2s_in_stream_authed(s)) {
         kr__s2s_in_stream_error(s, "not-authorized", "Authenticate before sending stanzas");
+        kr_arena_free(a);
         return;
     }
     if (strcmp(e->ns, KR_NS_SERVER) != 0) {
         kr__s2s_in_stream_error(s, "invalid-namespace", NULL);
+        kr_arena_free(a);
         return;
     }
     const char *from = kr_xml_attr_get(e, "from");
     const char *to = kr_xml_attr_get(e, "to");
     kr_jid jfrom, jto;
+    const char *cond = NULL, *text = NULL;
     if (!from || !to) {
-        kr__s2s_in_stream_error(s, "improper-addressing", "Stanzas need 'from' and 'to'");
-        return;
-    }
-    if (kr_jid_parse(a, from, &jfrom) != 0) {
-        kr__s2s_in_stream_error(s, "invalid-from", NULL);
-        return;
-    }
-    if (kr_jid_parse(a, to, &jto) != 0 || !kr_s2s_in_served(s, jto.domain)) {
-        kr__s2s_in_stream_error(s, "host-unknown", "The 'to' domain is not served here");
-        return;
-    }
-    if (!kr__s2s_in_stream_paired(s, jto.domain, jfrom.domain)) {
+        cond = "improper-addressing";
+        text = "Stanzas need 'from' and 'to'";
+    } else if (kr_jid_parse(a, from, &jfrom) != 0) {
+        cond = "invalid-from";
+    } else if (kr_jid_parse(a, to, &jto) != 0 || !kr_s2s_in_served(s, jto.domain)) {
+        cond = "host-unknown";
+        text = "The 'to' domain is not served here";
+    } else if (!kr__s2s_in_stream_paired(s, jto.domain, jfrom.domain)) {
         KR_LOG(KR_LOG_WARN, s->o.log_ctx,
                "stanza from %s to %s on a stream not authenticated for them: refused", jfrom.domain,
                jto.domain);
-        kr__s2s_in_stream_error(s, "invalid-from", "The 'from' domain is not authenticated");
+        cond = "invalid-from";
+        text = "The 'from' domain is not authenticated";
+    }
+    if (cond) {
+        kr__s2s_in_stream_error(s, cond, text);
+        kr_arena_free(a);
         return;
     }
     kr__s2s_to_client_ns(e);
-    kr_stanza st;
-    const char *bad = kr_stanza_decode(&st, e, a, kr_s2s_in_served, s);
-    if (bad) {
-        if (!(st.type & (KR_TYPE_ERROR | KR_TYPE_RESULT))) {
-            kr_stanza_make_error(&st, bad, NULL, jto.domain);
-            s->o.io->reply(s->o.ud, st.elem, a);
-        }
+    const char *bad;
+    kr_stanza *st = kr_stanza_new(a, e, s->o.hosts, NULL, &bad);
+    if (!bad) {
+        s->o.io->route(s->o.ud, st);
         return;
     }
-    s->o.io->route(s->o.ud, &st);
+    if (!(st->type & (KR_TYPE_ERROR | KR_TYPE_RESULT))) {
+        kr_stanza_make_error(st, bad, NULL, jto.domain);
+        kr_stanza *reply = kr_stanza_new_in(st, st->elem, s->o.hosts, &bad);
+        s->o.io->reply(s->o.ud, reply);
+    }
+    kr_stanza_unref(st);
 }
 
 static void kr_s2s_in_element(void *ud, kr_xml_node *e, kr_arena *a)
@@ -504,6 +511,7 @@ static void kr_s2s_in_element(void *ud, kr_xml_node *e, kr_arena *a)
         kr_s2s_in_db_verify(s, a, e);
     } else if (kr_s2s_in_is_stanza(e)) {
         kr_s2s_in_stanza(s, a, e);
+        return;
     } else {
         kr__s2s_in_stream_error(s, "unsupported-stanza-type", NULL);
     }

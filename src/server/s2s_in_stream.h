@@ -44,10 +44,11 @@ typedef struct kr__s2s_in_io {
     void (*verify)(void *ud, kr__s2s_verify *v);
     /** The first domain pair was authenticated. */
     void (*authenticated)(void *ud);
-    /** Route a received stanza (already in jabber:client); borrows st and its arena. */
+    /** Route a received stanza (already in jabber:client); takes the reference. */
     void (*route)(void *ud, kr_stanza *st);
-    /** Send an error reply the stream built for a stanza it could not decode; borrows. */
-    void (*reply)(void *ud, kr_xml_node *elem, kr_arena *a);
+    /** Send an error reply the stream built for a stanza it could not decode (it may not
+     * decode either: then drop it); takes the reference. */
+    void (*reply)(void *ud, kr_stanza *st);
 } kr__s2s_in_io;
 
 typedef struct kr__s2s_in_opts {
@@ -55,6 +56,7 @@ typedef struct kr__s2s_in_opts {
     void *ud;
     const char *log_ctx;             /* for KR_LOG */
     const char *default_domain;      /* our header's 'from' when the peer named none of ours */
+    const kr_hosts *hosts;           /* our hosts, for decoding stanzas */
     const char *secret;              /* prepared dialback secret (XEP-0185) */
     bool require_valid_certificates; /* s2s.require_valid_certificates: no dialback */
     kr_xml_limits limits;            /* for the peer's input */

@@ -63,6 +63,11 @@ void kr__s2s_stream_id(char out[33]);
 /** Append the stream header of an s2s stream (jabber:server, dialback namespace declared).
  * id and to may be NULL. */
 void kr__s2s_header(kr_buf *b, const char *from, const char *to, const char *id);
+/** Queue a serialized stanza (its 'from' on our domain `local`, 'to' on `remote`) for the
+ * outbound stream of that pair, on the pair's worker; bounces it when federation is off.
+ * Borrows buf. */
+void kr__s2s_send_bytes(kr_server *srv, kr_worker *w, const char *local, const char *remote,
+                        kr_rbuf *buf);
 /** Bounce a serialized stanza back to its local sender with a stanza error. */
 void kr__s2s_bounce(kr_server *srv, kr_worker *w, const kr_rbuf *buf, const char *condition,
                     const char *text);

@@ -35,6 +35,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "net/resolver.h"
+#include "server/hosts.h"
 #include "server/s2s.h"
 #include "server/s2s_internal.h"
 #include "server/stanza.h"
@@ -676,7 +677,7 @@ static kr_s2s_out *kr_s2s_out_get(kr_worker *w, const char *local, const char *r
         return o;
     }
     *cond = "remote-server-not-found";
-    if (kr_config_serves(ws->srv->cfg, remote)) {
+    if (kr_hosts_find(ws->srv->hosts, remote)) {
         snprintf(why, whylen, "%s is one of our own domains", remote);
         kr_buf_clear(&key);
         return NULL;

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: AGPL-3.0-or-later
  *
- * The kurierd process: configuration, TLS context, workers, the shared
- * session directory, the module table and the storage thread, created by
- * main.c at start and released at shutdown. Everything reachable from
- * kr_server is either immutable after start or has its own locking
- * (sessions, storage queue, worker queues).
+ * The kurierd process: configuration, TLS context, workers, the address
+ * table, the shared session directory, the module table and the storage
+ * lanes, created by main.c at start and released at shutdown. Everything
+ * reachable from kr_server is either immutable after start or has its own
+ * locking (sessions, storage lanes, worker queues); what a worker keeps for
+ * itself (connections, sessions, intakes) lives in its kr_worker_state.
  */
 #ifndef KR_SERVER_SERVER_H
 #define KR_SERVER_SERVER_H
@@ -24,18 +25,20 @@ typedef struct kr_storage kr_storage;
 typedef struct kr_modules kr_modules;
 typedef struct kr_conn kr_conn;
 typedef struct kr_s2s kr_s2s;
+typedef struct kr_hosts kr_hosts;
 
 typedef struct kr_server {
     kr_config *cfg;
     kr_tls_ctx *tls;
     unsigned worker_count;
     kr_worker *workers;
+    kr_hosts *hosts;          /* the address table (hosts.h) */
     kr_sessions *sessions;
     kr_storage *storage;
     kr_modules *modules;
     kr_s2s *s2s;              /* federation (s2s.c); NULL when s2s.enabled is false */
     unsigned char secret[32]; /* per-process secret: fake SCRAM salts for unknown users */
-    atomic_uint_fast64_t next_conn_id;
+    atomic_uint_fast64_t next_conn_id; /* ids of connections, sessions and intakes */
 } kr_server;
 
 /** One listening socket of one worker. */
@@ -49,6 +52,8 @@ typedef struct kr_listen_handle {
 typedef struct kr_worker_state {
     kr_server *srv;
     kr_u64map conns;         /* connection id -> kr_conn, connections of this worker */
+    kr_u64map sessions;      /* session id -> kr_session (session.h) */
+    kr_u64map intakes;       /* intake id -> kr_intake (intake.h) */
     kr_listen_handle *listeners; /* one per configured listen address */
     size_t listener_count;
     uint64_t *dirty_ids;     /* connections with output to flush this iteration */

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/assert.h"
 #include "core/hmap.h"
 
 #define KR_SESSIONS_SHARDS 64
@@ -17,12 +18,13 @@
 typedef struct kr_resource {
     char *name;
     kr_session_ref ref;
-    kr_rbuf *presence; /* last broadcast presence, or NULL */
+    kr_frozen *presence; /* last broadcast presence, or NULL */
 } kr_resource;
 
 typedef struct kr_account_sessions {
     kr_resource *items;
     size_t count, cap;
+    kr_shared *state[KR_SESSIONS_STATE_SLOTS]; /* modules' values for the online account */
 } kr_account_sessions;
 
 typedef struct kr_sessions_shard {
@@ -47,9 +49,11 @@ kr_sessions *kr_sessions_new(void)
 
 static void kr_account_sessions_free(kr_account_sessions *a)
 {
+    for (size_t i = 0; i < KR_SESSIONS_STATE_SLOTS; i++)
+        kr_shared_unref(a->state[i]);
     for (size_t i = 0; i < a->count; i++) {
         free(a->items[i].name);
-        kr_rbuf_unref(a->items[i].presence);
+        kr_frozen_unref(a->items[i].presence);
     }
     free(a->items);
     free(a);
@@ -86,7 +90,7 @@ static kr_resource *kr_account_find(kr_account_sessions *a, const char *resource
 }
 
 bool kr_sessions_bind(kr_sessions *s, const char *bare, const char *resource, unsigned worker,
-                      uint64_t conn_id, kr_session_ref *replaced)
+                      uint64_t id, kr_session_ref *replaced)
 {
     kr_sessions_shard *sh = kr_sessions_shard_lock(s, bare);
     kr_account_sessions *a = kr_strmap_get(&sh->accounts, bare);
@@ -99,7 +103,7 @@ bool kr_sessions_bind(kr_sessions *s, const char *bare, const char *resource, un
     if (r) {
         if (replaced)
             *replaced = r->ref;
-        was = r->ref.conn_id != conn_id;
+        was = r->ref.id != id;
     } else {
         if (a->count == a->cap) {
             a->cap = a->cap ? a->cap * 2 : 2;
@@ -110,67 +114,68 @@ bool kr_sessions_bind(kr_sessions *s, const char *bare, const char *resource, un
         r->presence = NULL;
         sh->resources++;
     }
-    r->ref = (kr_session_ref){worker, conn_id, 0, false, 0};
-    kr_rbuf_unref(r->presence);
+    r->ref = (kr_session_ref){.node = 0, .worker = (uint16_t)worker, .id = id};
+    kr_frozen_unref(r->presence);
     r->presence = NULL;
     pthread_mutex_unlock(&sh->lock);
     return was;
 }
 
-void kr_sessions_unbind(kr_sessions *s, const char *bare, const char *resource, uint64_t conn_id)
+void kr_sessions_unbind(kr_sessions *s, const char *bare, const char *resource, uint64_t id)
 {
+    kr_account_sessions *gone = NULL;
     kr_sessions_shard *sh = kr_sessions_shard_lock(s, bare);
     kr_account_sessions *a = kr_strmap_get(&sh->accounts, bare);
     kr_resource *r = kr_account_find(a, resource);
-    if (r && r->ref.conn_id == conn_id) {
+    if (r && r->ref.id == id) {
         free(r->name);
-        kr_rbuf_unref(r->presence);
+        kr_frozen_unref(r->presence);
         *r = a->items[--a->count];
         sh->resources--;
         if (a->count == 0) {
             kr_strmap_del(&sh->accounts, bare);
-            free(a->items);
-            free(a);
+            gone = a;
         }
     }
     pthread_mutex_unlock(&sh->lock);
+    if (gone) /* outside the lock: freeing module state may take time */
+        kr_account_sessions_free(gone);
 }
 
 void kr_sessions_set_presence(kr_sessions *s, const char *bare, const char *resource,
-                              uint64_t conn_id, bool available, int priority, kr_rbuf *presence)
+                              uint64_t id, bool available, int priority, kr_frozen *presence)
 {
-    kr_rbuf *old = presence; /* dropped if the resource is gone */
+    kr_frozen *old = presence; /* dropped if the resource is gone */
     kr_sessions_shard *sh = kr_sessions_shard_lock(s, bare);
     kr_resource *r = kr_account_find(kr_strmap_get(&sh->accounts, bare), resource);
-    if (r && r->ref.conn_id == conn_id) {
+    if (r && r->ref.id == id) {
         r->ref.available = available;
         r->ref.priority = priority;
         old = r->presence;
         r->presence = presence; /* the caller's reference moves in */
     }
     pthread_mutex_unlock(&sh->lock);
-    if (old)
-        kr_rbuf_unref(old); /* outside the lock: freeing may take time */
+    kr_frozen_unref(old); /* outside the lock: freeing may take time */
 }
 
-void kr_sessions_set_flags(kr_sessions *s, const char *bare, const char *resource,
-                           uint64_t conn_id, unsigned set, unsigned clear)
+void kr_sessions_set_flags(kr_sessions *s, const char *bare, const char *resource, uint64_t id,
+                           unsigned set, unsigned clear)
 {
     kr_sessions_shard *sh = kr_sessions_shard_lock(s, bare);
     kr_resource *r = kr_account_find(kr_strmap_get(&sh->accounts, bare), resource);
-    if (r && r->ref.conn_id == conn_id)
+    if (r && r->ref.id == id)
         r->ref.flags = (r->ref.flags | set) & ~clear;
     pthread_mutex_unlock(&sh->lock);
 }
 
-size_t kr_sessions_presences(kr_sessions *s, const char *bare, kr_rbuf **out, size_t max)
+size_t kr_sessions_presences(kr_sessions *s, const char *bare, kr_frozen **out, size_t max)
 {
     size_t n = 0;
     kr_sessions_shard *sh = kr_sessions_shard_lock(s, bare);
     kr_account_sessions *a = kr_strmap_get(&sh->accounts, bare);
     for (size_t i = 0; a && i < a->count && n < max; i++)
         if (a->items[i].ref.available && a->items[i].presence)
-            out[n++] = kr_rbuf_ref(a->items[i].presence);
+            out[n++] = kr_frozen_ref(a->items[i].presence);
     pthread_mutex_unlock(&sh->lock);
     return n;
 }
@@ -205,4 +210,57 @@ size_t kr_sessions_count(kr_sessions *s)
         pthread_mutex_unlock(&s->shards[i].lock);
     }
     return n;
+}
+
+/* ---- modules' shared state per online account ----------------------------------------------- */
+
+static atomic_uint_fast64_t kr_shared_versions = 1;
+
+uint64_t kr_shared_version_next(void)
+{
+    return atomic_fetch_add(&kr_shared_versions, 1);
+}
+
+void kr_shared_init(kr_shared *v, uint64_t version, void (*free_fn)(kr_shared *v))
+{
+    atomic_init(&v->refs, 1);
+    v->version = version;
+    v->free = free_fn;
+}
+
+kr_shared *kr_shared_ref(kr_shared *v)
+{
+    atomic_fetch_add_explicit(&v->refs, 1, memory_order_relaxed);
+    return v;
+}
+
+void kr_shared_unref(kr_shared *v)
+{
+    if (v && atomic_fetch_sub_explicit(&v->refs, 1, memory_order_acq_rel) == 1)
+        v->free(v);
+}
+
+bool kr_sessions_state_put(kr_sessions *s, const char *bare, unsigned slot, kr_shared *value)
+{
+    kr_assert(slot < KR_SESSIONS_STATE_SLOTS);
+    kr_shared *drop = value;
+    kr_sessions_shard *sh = kr_sessions_shard_lock(s, bare);
+    kr_account_sessions *a = kr_strmap_get(&sh->accounts, bare);
+    if (a && (!a->state[slot] || a->state[slot]->version < value->version)) {
+        drop = a->state[slot];
+        a->state[slot] = value;
+    }
+    pthread_mutex_unlock(&sh->lock);
+    kr_shared_unref(drop);
+    return drop != value;
+}
+
+kr_shared *kr_sessions_state_get(kr_sessions *s, const char *bare, unsigned slot)
+{
+    kr_assert(slot < KR_SESSIONS_STATE_SLOTS);
+    kr_sessions_shard *sh = kr_sessions_shard_lock(s, bare);
+    kr_account_sessions *a = kr_strmap_get(&sh->accounts, bare);
+    kr_shared *v = a && a->state[slot] ? kr_shared_ref(a->state[slot]) : NULL;
+    pthread_mutex_unlock(&sh->lock);
+    return v;
 }

@@ -4,8 +4,12 @@
  */
 #include "server/stanza.h"
 
+#include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
+#include "core/assert.h"
+#include "server/hosts.h"
 #include "xml/serialize.h"
 
 typedef struct kr_type_name {
@@ -37,11 +41,14 @@ static kr_stanza_type kr_stanza_type_parse(const kr_type_name *table, const char
     return KR_TYPE_INVALID;
 }
 
-static const char *kr_stanza_decode_impl(kr_stanza *st, kr_xml_node *elem, kr_arena *arena,
-                                         bool (*served)(void *ud, const char *domain), void *ud,
-                                         const kr_jid *from_known)
+const char *kr_stanza_decode(kr_stanza *st, kr_xml_node *elem, kr_arena *arena,
+                             const kr_hosts *hosts, const kr_jid *from_known)
 {
+    kr_stanza *base = st->base;
+    unsigned refs = st->refs;
     memset(st, 0, sizeof(*st));
+    st->base = base;
+    st->refs = refs;
     st->elem = elem;
     st->arena = arena;
     const char *type = kr_xml_attr_get(elem, "type");
@@ -67,6 +74,7 @@ static const char *kr_stanza_decode_impl(kr_stanza *st, kr_xml_node *elem, kr_ar
         if (from && kr_jid_parse(arena, from, &st->from) != 0)
             return "jid-malformed";
     }
+    st->from_host = kr_hosts_find(hosts, st->from.domain);
     if (st->type == KR_TYPE_INVALID)
         return "bad-request";
     /* RFC 6120 §8.2.3: an iq needs an id and exactly one payload for get/set. */
@@ -88,12 +96,13 @@ static const char *kr_stanza_decode_impl(kr_stanza *st, kr_xml_node *elem, kr_ar
         st->to.domain = st->from.domain;
         st->to.resource = NULL;
     }
-    if (!st->to.domain || !served(ud, st->to.domain))
+    st->host = kr_hosts_find(hosts, st->to.domain);
+    if (!st->host)
         st->addressing = KR_ADDR_REMOTE;
     else if (!st->to.local)
         st->addressing = KR_ADDR_HOST;
-    else if (!st->to.resource && st->from.local && strcmp(st->to.local, st->from.local) == 0 &&
-             strcmp(st->to.domain, st->from.domain) == 0)
+    else if (!st->to.resource && st->from.local && st->from_host == st->host &&
+             strcmp(st->to.local, st->from.local) == 0)
         st->addressing = KR_ADDR_SELF;
     else if (!st->to.resource)
         st->addressing = KR_ADDR_BARE;
@@ -102,17 +111,43 @@ static const char *kr_stanza_decode_impl(kr_stanza *st, kr_xml_node *elem, kr_ar
     return NULL;
 }
 
-const char *kr_stanza_decode(kr_stanza *st, kr_xml_node *elem, kr_arena *arena,
-                             bool (*served)(void *ud, const char *domain), void *ud)
+kr_stanza *kr_stanza_new(kr_arena *arena, kr_xml_node *elem, const kr_hosts *hosts,
+                         const kr_jid *from_known, const char **err)
 {
-    return kr_stanza_decode_impl(st, elem, arena, served, ud, NULL);
+    kr_stanza *st = kr_arena_zalloc(arena, sizeof(*st));
+    st->refs = 1;
+    *err = kr_stanza_decode(st, elem, arena, hosts, from_known);
+    return st;
 }
 
-const char *kr_stanza_decode_from(kr_stanza *st, kr_xml_node *elem, kr_arena *arena,
-                                  bool (*served)(void *ud, const char *domain), void *ud,
-                                  const kr_jid *from)
+kr_stanza *kr_stanza_new_in(kr_stanza *base, kr_xml_node *elem, const kr_hosts *hosts,
+                            const char **err)
 {
-    return kr_stanza_decode_impl(st, elem, arena, served, ud, from);
+    kr_stanza *st = kr_arena_zalloc(base->arena, sizeof(*st));
+    st->refs = 1;
+    st->base = kr_stanza_ref(base);
+    *err = kr_stanza_decode(st, elem, base->arena, hosts, NULL);
+    return st;
+}
+
+kr_stanza *kr_stanza_ref(kr_stanza *st)
+{
+    kr_assert(st->refs > 0);
+    st->refs++;
+    return st;
+}
+
+void kr_stanza_unref(kr_stanza *st)
+{
+    if (!st)
+        return;
+    kr_assert(st->refs > 0);
+    if (--st->refs > 0)
+        return;
+    if (st->base)
+        kr_stanza_unref(st->base);
+    else
+        kr_arena_free(st->arena);
 }
 
 typedef struct kr_condition_type {
@@ -206,4 +241,90 @@ kr_xml_limits kr_stanza_intake_limits(size_t max_stanza_bytes, unsigned max_dept
     if (l.max_attrs > 2 * KR_STANZA_ADDED_ATTRS)
         l.max_attrs -= KR_STANZA_ADDED_ATTRS;
     return l;
+}
+
+/* ---- frozen stanzas -------------------------------------------------------------------- */
+
+kr_frozen *kr_frozen_new(const kr_xml_node *elem, kr_stanza_kind kind, kr_stanza_type type)
+{
+    kr_frozen *f = kr_xmalloc(sizeof(*f));
+    atomic_init(&f->refs, 1);
+    f->arena = kr_arena_new(512);
+    f->elem = kr_xml_node_copy(f->arena, elem);
+    kr_buf b = KR_BUF_INIT;
+    kr_xml_serialize(&b, f->elem, KR_NS_CLIENT);
+    f->bytes = kr_rbuf_from_buf(&b);
+    f->bytes->meta = kr_stanza_meta(kind, type);
+    return f;
+}
+
+kr_frozen *kr_frozen_ref(kr_frozen *f)
+{
+    atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
+    return f;
+}
+
+void kr_frozen_unref(kr_frozen *f)
+{
+    if (!f || atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    kr_rbuf_unref(f->bytes);
+    kr_arena_free(f->arena);
+    free(f);
+}
+
+kr_xml_node *kr_frozen_thaw(const kr_frozen *f, kr_arena *arena)
+{
+    return kr_xml_node_copy(arena, f->elem);
+}
+
+unsigned kr_stanza_meta_of(const kr_xml_node *elem)
+{
+    const char *type = kr_xml_attr_get(elem, "type");
+    if (strcmp(elem->name, "message") == 0)
+        return kr_stanza_meta(KR_STANZA_MESSAGE, kr_stanza_type_parse(kr_message_types, type));
+    if (strcmp(elem->name, "presence") == 0)
+        return kr_stanza_meta(KR_STANZA_PRESENCE,
+                              kr_stanza_type_parse(kr_presence_types, type));
+    return kr_stanza_meta(KR_STANZA_IQ, kr_stanza_type_parse(kr_iq_types, type));
+}
+
+unsigned kr_stanza_meta_of_bytes(const char *data, size_t len)
+{
+    const char *end = memchr(data, '>', len); /* '>' is escaped inside attribute values */
+    size_t tag = end ? (size_t)(end - data) : len;
+    kr_stanza_kind kind = KR_STANZA_IQ;
+    const kr_type_name *types = kr_iq_types;
+    if (tag >= 8 && memcmp(data, "<message", 8) == 0) {
+        kind = KR_STANZA_MESSAGE;
+        types = kr_message_types;
+    } else if (tag >= 9 && memcmp(data, "<presence", 9) == 0) {
+        kind = KR_STANZA_PRESENCE;
+        types = kr_presence_types;
+    }
+    for (size_t i = 0; i + 7 <= tag; i++) {
+        if (memcmp(data + i, " type='", 7) != 0)
+            continue;
+        const char *v = data + i + 7;
+        const char *q = memchr(v, '\'', tag - i - 7);
+        if (!q)
+            break;
+        char value[16];
+        size_t n = (size_t)(q - v);
+        if (n >= sizeof(value))
+            return kr_stanza_meta(kind, KR_TYPE_INVALID);
+        memcpy(value, v, n);
+        value[n] = '\0';
+        return kr_stanza_meta(kind, kr_stanza_type_parse(types, value));
+    }
+    return kr_stanza_meta(kind, KR_TYPE_NONE);
+}
+
+kr_rbuf *kr_stanza_serialize(const kr_stanza *st)
+{
+    kr_buf b = KR_BUF_INIT;
+    kr_xml_serialize(&b, st->elem, KR_NS_CLIENT);
+    kr_rbuf *r = kr_rbuf_from_buf(&b);
+    r->meta = kr_stanza_meta(st->kind, st->type);
+    return r;
 }

@@ -3,12 +3,14 @@
  * Stanzas as the router and modules see them: the element tree in its arena
  * plus what every handler needs decoded once (kind, type, prepared from/to,
  * addressing), and the builders for stanza errors (RFC 6120 §8.3) and stream
- * errors (RFC 6120 §4.9). A kr_stanza borrows its tree and arena from the
- * dispatcher, which frees the arena after dispatch (CONVENTIONS.md rule 1).
+ * errors (RFC 6120 §4.9). A kr_stanza owns the arena its tree lives in and is
+ * reference counted (CONVENTIONS.md rule 1): the router drops its reference
+ * after dispatch, a handler that waits for storage keeps one.
  */
 #ifndef KR_SERVER_STANZA_H
 #define KR_SERVER_STANZA_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "core/arena.h"
@@ -53,41 +55,109 @@ typedef enum kr_stanza_type {
     KR_TYPE_INVALID = 1 << 15, /* a type this kind does not define */
 } kr_stanza_type;
 
-/** Where a stanza is addressed, relative to our domains. */
+/** Where a stanza is addressed, relative to the host its 'to' names (hosts.h). */
 typedef enum kr_addressing {
-    KR_ADDR_HOST = 1 << 0,   /* to one of our domains (or absent for iq) */
-    KR_ADDR_BARE = 1 << 1,   /* to local@ourdomain */
-    KR_ADDR_FULL = 1 << 2,   /* to local@ourdomain/resource */
-    KR_ADDR_REMOTE = 1 << 3, /* to another domain */
+    KR_ADDR_HOST = 1 << 0,   /* to one of our hosts itself (or absent for iq) */
+    KR_ADDR_BARE = 1 << 1,   /* to local@host */
+    KR_ADDR_FULL = 1 << 2,   /* to local@host/resource */
+    KR_ADDR_REMOTE = 1 << 3, /* to a domain we do not serve */
     KR_ADDR_SELF = 1 << 4,   /* no 'to', or 'to' the sender's own bare JID (RFC 6120 §10.3) */
 } kr_addressing;
 
+struct kr_host;
+typedef struct kr_hosts kr_hosts;
+
+/*
+ * A stanza as the router and modules see it. It lives in its own arena together with its
+ * tree, and is reference counted: whoever created it holds one reference, a handler that
+ * waits (modules.h) takes another, and the last kr_stanza_unref frees the arena. A stanza
+ * built in another's arena (kr_stanza_new_in: a reply) holds a reference to that one.
+ * References are not atomic: a stanza is used on one worker at a time, and handing it to
+ * another thread moves the reference with it.
+ */
 typedef struct kr_stanza {
     kr_xml_node *elem;
     kr_arena *arena;
+    struct kr_stanza *base; /* whose arena this one lives in, or NULL: its own */
+    unsigned refs;          /* 0 for a stanza on the stack (kr_stanza_decode) */
     kr_stanza_kind kind;
     kr_stanza_type type;
     const char *id;  /* may be NULL */
     kr_jid from;     /* prepared; domain NULL when unknown */
-    kr_jid to;       /* prepared; after kr_stanza_decode, absent 'to' is filled per RFC 6120 §10.3 */
+    kr_jid to;       /* prepared; after decoding, absent 'to' is filled per RFC 6120 §10.3 */
     bool to_absent;  /* the stanza had no 'to' */
     kr_addressing addressing;
+    const struct kr_host *host;      /* the host of 'to'; NULL: remote */
+    const struct kr_host *from_host; /* the host of 'from'; NULL: remote or none */
     kr_xml_node *payload; /* first child element (iq payload), or NULL */
 } kr_stanza;
 
 /**
- * Fill st from elem. `from` must already be stamped and valid. Returns 0, or an RFC 6120
+ * Fill st from elem. `from` must already be stamped and valid. Returns NULL, or an RFC 6120
  * stanza error condition name ("jid-malformed", "bad-request") for the caller to answer.
- * served: the server's domain test.
+ * from_known: the stamped 'from' already prepared (c2s intake: the session's full JID,
+ * parsed once at bind instead of once per stanza; its parts are copied into arena; it must
+ * be what kr_jid_parse gives for the stamped attribute), or NULL to parse the attribute.
  */
 const char *kr_stanza_decode(kr_stanza *st, kr_xml_node *elem, kr_arena *arena,
-                             bool (*served)(void *ud, const char *domain), void *ud);
-/** The same, for a 'from' the caller stamped and has already prepared (c2s intake: the
- * session's full JID, parsed once at bind instead of once per stanza). Its parts are copied
- * into arena; `from` must be what kr_jid_parse gives for the stamped attribute. */
-const char *kr_stanza_decode_from(kr_stanza *st, kr_xml_node *elem, kr_arena *arena,
-                                  bool (*served)(void *ud, const char *domain), void *ud,
-                                  const kr_jid *from);
+                             const kr_hosts *hosts, const kr_jid *from_known);
+/**
+ * A new stanza for elem (in arena) with one reference; it takes the arena, which the last
+ * reference frees. *err gets NULL or what kr_stanza_decode said (the stanza is returned
+ * either way, so the caller can answer it).
+ */
+kr_stanza *kr_stanza_new(kr_arena *arena, kr_xml_node *elem, const kr_hosts *hosts,
+                         const kr_jid *from_known, const char **err);
+/** kr_stanza_new for an element built in base's arena (a reply to base): the new stanza
+ * holds a reference to base. */
+kr_stanza *kr_stanza_new_in(kr_stanza *base, kr_xml_node *elem, const kr_hosts *hosts,
+                            const char **err);
+/** Take another reference (a handler that keeps the stanza past its return). */
+kr_stanza *kr_stanza_ref(kr_stanza *st);
+/** Drop a reference; the last one frees the arena (and drops the base's). NULL is ignored. */
+void kr_stanza_unref(kr_stanza *st);
+
+/**
+ * An immutable copy of a stanza that any thread may read (the session directory keeps each
+ * resource's last broadcast presence as one, to answer probes): its tree in its own arena
+ * and its serialization, with an atomic reference count. Nobody changes it after
+ * kr_frozen_new; kr_frozen_thaw gives a private copy of the tree to change and route.
+ */
+typedef struct kr_frozen {
+    atomic_uint refs;
+    kr_arena *arena;
+    kr_xml_node *elem;
+    kr_rbuf *bytes; /* serialized in jabber:client, kr_stanza_meta set */
+} kr_frozen;
+
+/** Freeze a copy of elem (one reference). kind/type go into bytes->meta. */
+kr_frozen *kr_frozen_new(const kr_xml_node *elem, kr_stanza_kind kind, kr_stanza_type type);
+kr_frozen *kr_frozen_ref(kr_frozen *f);
+void kr_frozen_unref(kr_frozen *f);
+/** A deep copy of the frozen tree in arena. */
+kr_xml_node *kr_frozen_thaw(const kr_frozen *f, kr_arena *arena);
+
+/** The meta value kurierd puts on a stanza's serialization (kr_rbuf.meta): kind and type,
+ * so filters and transports know what they carry without parsing it. */
+static inline unsigned kr_stanza_meta(kr_stanza_kind kind, kr_stanza_type type)
+{
+    return (unsigned)kind << 16 | (unsigned)type;
+}
+static inline kr_stanza_kind kr_stanza_meta_kind(unsigned meta)
+{
+    return (kr_stanza_kind)(meta >> 16);
+}
+static inline kr_stanza_type kr_stanza_meta_type(unsigned meta)
+{
+    return (kr_stanza_type)(meta & 0xffffu);
+}
+/** The meta value of a stanza element (kind from its name, type from its attribute). */
+unsigned kr_stanza_meta_of(const kr_xml_node *elem);
+/** The meta value of a stanza our serializer wrote earlier (a stored message): kind and
+ * type read from its start tag. */
+unsigned kr_stanza_meta_of_bytes(const char *data, size_t len);
+/** Serialize st->elem (jabber:client) into a new buffer with its meta set. */
+kr_rbuf *kr_stanza_serialize(const kr_stanza *st);
 
 /** Error type of RFC 6120 §8.3.3 for a condition ("cancel", "modify", "auth", "wait"). */
 const char *kr_stanza_error_type(const char *condition);

@@ -52,6 +52,7 @@
 #include "core/hmap.h"
 #include "core/log.h"
 #include "server/dialback.h"
+#include "server/hosts.h"
 #include "server/s2s_in_stream.h"
 #include "server/stanza.h"
 #include "xml/parser.h"
@@ -113,6 +114,18 @@ static void fuzz_die(fuzz_peer *p, const char *what, const char *detail)
 static bool fuzz_served_name(const char *domain)
 {
     return strcmp(domain, "kurier.test") == 0 || strcmp(domain, "second.test") == 0;
+}
+
+/* Our two domains as the address table the stream decodes stanzas with (made once). */
+static const kr_hosts *fuzz_hosts(void)
+{
+    static kr_hosts *hosts;
+    if (!hosts) {
+        hosts = kr_hosts_new();
+        kr_hosts_add(hosts, "kurier.test", KR_HOST_USER, NULL, NULL, NULL);
+        kr_hosts_add(hosts, "second.test", KR_HOST_USER, NULL, NULL, NULL);
+    }
+    return hosts;
 }
 
 static bool fuzz_cert_names(const char *domain)
@@ -285,11 +298,13 @@ static void fuzz_io_route(void *ud, kr_stanza *st)
         fuzz_die(p, "stanza routed for a domain pair that is not authenticated", key.data);
     kr_buf_clear(&key);
     kr_xml_serialize(&p->routed, st->elem, KR_NS_CLIENT);
+    kr_stanza_unref(st);
 }
 
-static void fuzz_io_reply(void *ud, kr_xml_node *e, kr_arena *a)
+static void fuzz_io_reply(void *ud, kr_stanza *st)
 {
     fuzz_peer *p = ud;
+    const kr_xml_node *e = st->elem;
     const char *type = kr_xml_attr_get(e, "type");
     const char *from = kr_xml_attr_get(e, "from");
     if (!type || strcmp(type, "error") != 0)
@@ -299,6 +314,7 @@ static void fuzz_io_reply(void *ud, kr_xml_node *e, kr_arena *a)
     if (!kr_xml_attr_get(e, "to"))
         fuzz_die(p, "error reply without 'to'", NULL);
     kr_xml_serialize(&p->routed, e, KR_NS_CLIENT);
+    kr_stanza_unref(st);
 }
 
 static const kr__s2s_in_io fuzz_io = {
@@ -431,6 +447,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         .ud = &p,
         .log_ctx = "s2s-in fuzz",
         .default_domain = "kurier.test",
+        .hosts = fuzz_hosts(),
         .secret = p.our_secret,
         .require_valid_certificates = (p.flags & FUZZ_REQUIRE_VALID) != 0,
         .limits = kr_stanza_intake_limits(def.max_stanza_bytes, def.max_depth, def.max_attrs),

@@ -39,51 +39,16 @@
 #define KR_CFG_SHOW_INPUT 64 /* bytes of a value quoted in a message before it is cut */
 #define KR_CFG_SHOW_MAX (KR_CFG_SHOW_INPUT * 4 + 8)
 
-typedef enum kr_cfg_type {
-    KR_CFG_STRING,  /* char *; .min = least length; values limited to .choices if set */
-    KR_CFG_BOOL,    /* bool: true | false | yes | no */
-    KR_CFG_UINT,    /* unsigned integer of .size bytes, .min ... .max */
-    KR_CFG_ENUM,    /* unsigned integer of .size bytes: index of the value in .choices */
-    KR_CFG_STRLIST, /* char ** at .offset, size_t count at .count_offset; .check each entry */
-    KR_CFG_LISTEN,  /* kr_listen_list */
-    KR_CFG_HOSTMAP, /* kr_host_map: a mapping of domain names to "IP:port" */
-} kr_cfg_type;
-
-/* Checks one list entry and prepares it in place; NULL, or why it is invalid
- * (a phrase that follows the quoted entry in the message). */
-typedef const char *(*kr_cfg_check_cb)(char *s);
-
-typedef struct kr_cfg_key {
-    const char *path; /* dotted: "limits.max_depth" */
-    kr_cfg_type type;
-    size_t offset;
-    size_t size;
-    size_t count_offset;
-    unsigned long long min; /* UINT: least value; STRING: least length; lists: least count */
-    unsigned long long max; /* UINT: greatest value */
-    const char *const *choices; /* NULL-terminated */
-    kr_cfg_check_cb check;
-    const char *def; /* in file syntax; for lists, entries separated by ',' */
-} kr_cfg_key;
-
-static const char *kr_cfg_domain_check(char *s);
-
-#define KR_CFG_FIELD(f) .offset = offsetof(kr_config, f), .size = sizeof(((kr_config *)0)->f)
-#define KR_CFG_STR(p, f, d) {.path = p, .type = KR_CFG_STRING, KR_CFG_FIELD(f), .min = 1, .def = d}
-#define KR_CFG_WORD(p, f, ch, d)                                                                   \
-    {.path = p, .type = KR_CFG_STRING, KR_CFG_FIELD(f), .min = 1, .choices = ch, .def = d}
-#define KR_CFG_FLAG(p, f, d) {.path = p, .type = KR_CFG_BOOL, KR_CFG_FIELD(f), .def = d}
-#define KR_CFG_NUM(p, f, lo, hi, d)                                                                \
-    {.path = p, .type = KR_CFG_UINT, KR_CFG_FIELD(f), .min = lo, .max = hi, .def = d}
-#define KR_CFG_PICK(p, f, ch, d)                                                                   \
-    {.path = p, .type = KR_CFG_ENUM, KR_CFG_FIELD(f), .choices = ch, .def = d}
-#define KR_CFG_NAMES(p, f, n, least, chk, d)                                                       \
-    {.path = p, .type = KR_CFG_STRLIST, KR_CFG_FIELD(f), .count_offset = offsetof(kr_config, n),   \
-     .min = least, .check = chk, .def = d}
-#define KR_CFG_ADDRS(p, f, d) {.path = p, .type = KR_CFG_LISTEN, KR_CFG_FIELD(f), .def = d}
-/* A string that may be empty ("" = not set). */
-#define KR_CFG_OPT(p, f, d) {.path = p, .type = KR_CFG_STRING, KR_CFG_FIELD(f), .min = 0, .def = d}
-#define KR_CFG_HOSTS(p, f) {.path = p, .type = KR_CFG_HOSTMAP, KR_CFG_FIELD(f), .def = ""}
+/* The core table's entries all point into kr_config. */
+#define KR_CFG_STR(p, f, d) KR_CONFIG_STR(kr_config, p, f, d)
+#define KR_CFG_OPT(p, f, d) KR_CONFIG_OPT(kr_config, p, f, d)
+#define KR_CFG_WORD(p, f, ch, d) KR_CONFIG_WORD(kr_config, p, f, ch, d)
+#define KR_CFG_FLAG(p, f, d) KR_CONFIG_FLAG(kr_config, p, f, d)
+#define KR_CFG_NUM(p, f, lo, hi, d) KR_CONFIG_NUM(kr_config, p, f, lo, hi, d)
+#define KR_CFG_PICK(p, f, ch, d) KR_CONFIG_PICK(kr_config, p, f, ch, d)
+#define KR_CFG_NAMES(p, f, n, least, chk, d) KR_CONFIG_NAMES(kr_config, p, f, n, least, chk, d)
+#define KR_CFG_ADDRS(p, f, d) KR_CONFIG_ADDRS(kr_config, p, f, d)
+#define KR_CFG_HOSTS(p, f) KR_CONFIG_HOSTS(kr_config, p, f)
 
 /* Index order must match kr_log_level. */
 static const char *const kr_cfg_log_levels[] = {"error", "warn", "info", "debug", NULL};
@@ -91,8 +56,8 @@ _Static_assert(KR_LOG_ERROR == 0 && KR_LOG_WARN == 1 && KR_LOG_INFO == 2 && KR_L
                "kr_cfg_log_levels follows kr_log_level");
 static const char *const kr_cfg_drivers[] = {"sqlite", NULL};
 
-static const kr_cfg_key kr_cfg_keys[] = {
-    KR_CFG_NAMES("domains", domains, domain_count, 1, kr_cfg_domain_check, "localhost"),
+static const kr_config_key kr_cfg_keys[] = {
+    KR_CFG_NAMES("domains", domains, domain_count, 1, kr_config_domain_check, "localhost"),
     KR_CFG_NUM("workers", workers, 0, KR_CFG_WORKERS_MAX, "0"),
     KR_CFG_PICK("log_level", log_level, kr_cfg_log_levels, "info"),
     KR_CFG_STR("data_dir", data_dir, "./data"),
@@ -241,7 +206,7 @@ static void kr_cfg_join_choices(kr_buf *b, const char *const *choices)
     }
 }
 
-static int kr_cfg_fail_choices(kr_cfg_ctx *x, size_t line, const kr_cfg_key *k,
+static int kr_cfg_fail_choices(kr_cfg_ctx *x, size_t line, const kr_config_key *k,
                                const char *const *choices, const char *shown)
 {
     kr_buf b = KR_BUF_INIT;
@@ -254,35 +219,35 @@ static int kr_cfg_fail_choices(kr_cfg_ctx *x, size_t line, const kr_cfg_key *k,
 static const char *const kr_cfg_bool_words[] = {"true", "false", "yes", "no", NULL};
 
 /* What a value of this key must be, for "must be ..., not ..." messages. */
-static void kr_cfg_expectation(kr_buf *b, const kr_cfg_key *k)
+static void kr_cfg_expectation(kr_buf *b, const kr_config_key *k)
 {
     switch (k->type) {
-    case KR_CFG_STRING:
+    case KR_CONFIG_STRING:
         if (k->choices)
             kr_cfg_join_choices(b, k->choices);
         else
             kr_buf_puts(b, "a string");
         break;
-    case KR_CFG_BOOL:
+    case KR_CONFIG_BOOL:
         kr_cfg_join_choices(b, kr_cfg_bool_words);
         break;
-    case KR_CFG_UINT:
+    case KR_CONFIG_UINT:
         kr_buf_puts(b, "a whole number");
         break;
-    case KR_CFG_ENUM:
+    case KR_CONFIG_ENUM:
         kr_cfg_join_choices(b, k->choices);
         break;
-    case KR_CFG_STRLIST:
-    case KR_CFG_LISTEN:
+    case KR_CONFIG_STRLIST:
+    case KR_CONFIG_LISTEN:
         kr_buf_puts(b, "a list");
         break;
-    case KR_CFG_HOSTMAP:
+    case KR_CONFIG_HOSTMAP:
         kr_buf_puts(b, "a mapping of domain names to \"IP:port\" addresses");
         break;
     }
 }
 
-static int kr_cfg_fail_type(kr_cfg_ctx *x, const kr_cfg_key *k, const yaml_node_t *n)
+static int kr_cfg_fail_type(kr_cfg_ctx *x, const kr_config_key *k, const yaml_node_t *n)
 {
     char shown[KR_CFG_SHOW_MAX];
     kr_buf b = KR_BUF_INIT;
@@ -339,7 +304,7 @@ static void kr_cfg_store_uint(void *field, size_t size, unsigned long long v)
     }
 }
 
-static int kr_cfg_set_uint(kr_cfg_ctx *x, const kr_cfg_key *k, const char *v, size_t len,
+static int kr_cfg_set_uint(kr_cfg_ctx *x, const kr_config_key *k, const char *v, size_t len,
                            size_t line, const char *shown)
 {
     unsigned long long n;
@@ -353,7 +318,7 @@ static int kr_cfg_set_uint(kr_cfg_ctx *x, const kr_cfg_key *k, const char *v, si
     return 0;
 }
 
-static int kr_cfg_set_scalar(kr_cfg_ctx *x, const kr_cfg_key *k, const char *v, size_t len,
+static int kr_cfg_set_scalar(kr_cfg_ctx *x, const kr_config_key *k, const char *v, size_t len,
                              size_t line)
 {
     char shown[KR_CFG_SHOW_MAX];
@@ -363,7 +328,7 @@ static int kr_cfg_set_scalar(kr_cfg_ctx *x, const kr_cfg_key *k, const char *v, 
     void *field = (char *)x->cfg + k->offset;
     int i;
     switch (k->type) {
-    case KR_CFG_STRING:
+    case KR_CONFIG_STRING:
         if (len < k->min)
             return kr_cfg_fail(x, line, "\"%s\" must not be empty", k->path);
         if (k->choices && kr_cfg_choice_index(k->choices, v) < 0)
@@ -371,23 +336,23 @@ static int kr_cfg_set_scalar(kr_cfg_ctx *x, const kr_cfg_key *k, const char *v, 
         free(*(char **)field);
         *(char **)field = kr_xstrndup(v, len);
         return 0;
-    case KR_CFG_BOOL:
+    case KR_CONFIG_BOOL:
         i = kr_cfg_choice_index(kr_cfg_bool_words, v);
         if (i < 0)
             return kr_cfg_fail_choices(x, line, k, kr_cfg_bool_words, shown);
         *(bool *)field = (i == 0 || i == 2);
         return 0;
-    case KR_CFG_UINT:
+    case KR_CONFIG_UINT:
         return kr_cfg_set_uint(x, k, v, len, line, shown);
-    case KR_CFG_ENUM:
+    case KR_CONFIG_ENUM:
         i = kr_cfg_choice_index(k->choices, v);
         if (i < 0)
             return kr_cfg_fail_choices(x, line, k, k->choices, shown);
         kr_cfg_store_uint(field, k->size, (unsigned long long)i);
         return 0;
-    case KR_CFG_STRLIST:
-    case KR_CFG_LISTEN:
-    case KR_CFG_HOSTMAP:
+    case KR_CONFIG_STRLIST:
+    case KR_CONFIG_LISTEN:
+    case KR_CONFIG_HOSTMAP:
         break;
     }
     abort(); /* lists and maps never come here */
@@ -422,7 +387,7 @@ static bool kr_cfg_all_digits(const char *s, size_t len)
     return true;
 }
 
-static const char *kr_cfg_domain_check(char *s)
+const char *kr_config_domain_check(char *s)
 {
     size_t len = strlen(s);
     for (size_t i = 0; i < len; i++)
@@ -508,10 +473,10 @@ static bool kr_cfg_listen_parse(const char *v, size_t len, kr_listen_addr *out)
 
 /* ---- lists ---- */
 
-static void kr_cfg_list_clear(kr_config *c, const kr_cfg_key *k)
+static void kr_cfg_list_clear(kr_config *c, const kr_config_key *k)
 {
     void *field = (char *)c + k->offset;
-    if (k->type == KR_CFG_STRLIST) {
+    if (k->type == KR_CONFIG_STRLIST) {
         char ***items = field;
         size_t *count = (size_t *)((char *)c + k->count_offset);
         for (size_t i = 0; i < *count; i++)
@@ -527,7 +492,7 @@ static void kr_cfg_list_clear(kr_config *c, const kr_cfg_key *k)
     }
 }
 
-static int kr_cfg_add_name(kr_cfg_ctx *x, const kr_cfg_key *k, const char *v, size_t len,
+static int kr_cfg_add_name(kr_cfg_ctx *x, const kr_config_key *k, const char *v, size_t len,
                            size_t line, const char *shown)
 {
     char ***items = (void *)((char *)x->cfg + k->offset);
@@ -551,7 +516,7 @@ static int kr_cfg_add_name(kr_cfg_ctx *x, const kr_cfg_key *k, const char *v, si
     return 0;
 }
 
-static int kr_cfg_add_listen(kr_cfg_ctx *x, const kr_cfg_key *k, const char *v, size_t len,
+static int kr_cfg_add_listen(kr_cfg_ctx *x, const kr_config_key *k, const char *v, size_t len,
                              size_t line, const char *shown)
 {
     kr_listen_list *l = (void *)((char *)x->cfg + k->offset);
@@ -570,15 +535,15 @@ static int kr_cfg_add_listen(kr_cfg_ctx *x, const kr_cfg_key *k, const char *v, 
     return 0;
 }
 
-static size_t kr_cfg_list_count(const kr_config *c, const kr_cfg_key *k)
+static size_t kr_cfg_list_count(const kr_config *c, const kr_config_key *k)
 {
-    if (k->type == KR_CFG_STRLIST)
+    if (k->type == KR_CONFIG_STRLIST)
         return *(const size_t *)((const char *)c + k->count_offset);
     return ((const kr_listen_list *)((const char *)c + k->offset))->count;
 }
 
 /* v[len] must be '\0'. */
-static int kr_cfg_list_add(kr_cfg_ctx *x, const kr_cfg_key *k, const char *v, size_t len,
+static int kr_cfg_list_add(kr_cfg_ctx *x, const kr_config_key *k, const char *v, size_t len,
                            size_t line)
 {
     char shown[KR_CFG_SHOW_MAX];
@@ -588,14 +553,14 @@ static int kr_cfg_list_add(kr_cfg_ctx *x, const kr_cfg_key *k, const char *v, si
     if (kr_cfg_list_count(x->cfg, k) >= KR_CFG_LIST_MAX)
         return kr_cfg_fail(x, line, "\"%s\" may hold at most %d entries", k->path,
                            KR_CFG_LIST_MAX);
-    if (k->type == KR_CFG_STRLIST)
+    if (k->type == KR_CONFIG_STRLIST)
         return kr_cfg_add_name(x, k, v, len, line, shown);
     return kr_cfg_add_listen(x, k, v, len, line, shown);
 }
 
 /* ---- domain -> address maps ---- */
 
-static void kr_cfg_hosts_clear(kr_config *c, const kr_cfg_key *k)
+static void kr_cfg_hosts_clear(kr_config *c, const kr_config_key *k)
 {
     kr_host_map *m = (void *)((char *)c + k->offset);
     for (size_t i = 0; i < m->count; i++)
@@ -605,7 +570,7 @@ static void kr_cfg_hosts_clear(kr_config *c, const kr_cfg_key *k)
     m->count = 0;
 }
 
-static int kr_cfg_hosts_add(kr_cfg_ctx *x, const kr_cfg_key *k, yaml_node_t *kn, yaml_node_t *vn)
+static int kr_cfg_hosts_add(kr_cfg_ctx *x, const kr_config_key *k, yaml_node_t *kn, yaml_node_t *vn)
 {
     kr_host_map *m = (void *)((char *)x->cfg + k->offset);
     char shown[KR_CFG_SHOW_MAX], vshown[KR_CFG_SHOW_MAX];
@@ -622,7 +587,7 @@ static int kr_cfg_hosts_add(kr_cfg_ctx *x, const kr_cfg_key *k, yaml_node_t *kn,
         return kr_cfg_fail(x, kr_cfg_line(kn), "\"%s\" may hold at most %d entries", k->path,
                            KR_CFG_LIST_MAX);
     char *domain = kr_xstrndup(kv, klen);
-    const char *why = kr_cfg_domain_check(domain);
+    const char *why = kr_config_domain_check(domain);
     if (why) {
         free(domain);
         return kr_cfg_fail(x, kr_cfg_line(kn), "\"%s\" entry %s %s", k->path, shown, why);
@@ -651,7 +616,7 @@ static int kr_cfg_hosts_add(kr_cfg_ctx *x, const kr_cfg_key *k, yaml_node_t *kn,
     return 0;
 }
 
-static int kr_cfg_apply_hosts(kr_cfg_ctx *x, const kr_cfg_key *k, yaml_node_t *v)
+static int kr_cfg_apply_hosts(kr_cfg_ctx *x, const kr_config_key *k, yaml_node_t *v)
 {
     kr_cfg_hosts_clear(x->cfg, k);
     if (kr_cfg_is_null(v))
@@ -669,12 +634,12 @@ static int kr_cfg_apply_hosts(kr_cfg_ctx *x, const kr_cfg_key *k, yaml_node_t *v
 
 /* ---- the table ---- */
 
-static bool kr_cfg_is_list(const kr_cfg_key *k)
+static bool kr_cfg_is_list(const kr_config_key *k)
 {
-    return k->type == KR_CFG_STRLIST || k->type == KR_CFG_LISTEN;
+    return k->type == KR_CONFIG_STRLIST || k->type == KR_CONFIG_LISTEN;
 }
 
-static const kr_cfg_key *kr_cfg_find(const char *path)
+static const kr_config_key *kr_cfg_find(const char *path)
 {
     for (size_t i = 0; i < KR_CFG_KEY_COUNT; i++)
         if (!strcmp(kr_cfg_keys[i].path, path))
@@ -748,7 +713,7 @@ static yaml_node_t *kr_cfg_node(kr_cfg_ctx *x, int index)
     return yaml_document_get_node(x->doc, index);
 }
 
-static int kr_cfg_apply_list(kr_cfg_ctx *x, const kr_cfg_key *k, yaml_node_t *v)
+static int kr_cfg_apply_list(kr_cfg_ctx *x, const kr_config_key *k, yaml_node_t *v)
 {
     kr_cfg_list_clear(x->cfg, k);
     for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
@@ -769,18 +734,18 @@ static int kr_cfg_apply_list(kr_cfg_ctx *x, const kr_cfg_key *k, yaml_node_t *v)
     return 0;
 }
 
-static int kr_cfg_apply(kr_cfg_ctx *x, const kr_cfg_key *k, yaml_node_t *v)
+static int kr_cfg_apply(kr_cfg_ctx *x, const kr_config_key *k, yaml_node_t *v)
 {
-    if (k->type == KR_CFG_HOSTMAP)
+    if (k->type == KR_CONFIG_HOSTMAP)
         return kr_cfg_apply_hosts(x, k, v);
-    if (k->type == KR_CFG_STRING && k->min == 0 && kr_cfg_is_null(v))
+    if (k->type == KR_CONFIG_STRING && k->min == 0 && kr_cfg_is_null(v))
         return kr_cfg_set_scalar(x, k, "", 0, kr_cfg_line(v)); /* optional: unset */
     if (kr_cfg_is_list(k)) {
         if (v->type != YAML_SEQUENCE_NODE)
             return kr_cfg_fail_type(x, k, v);
         return kr_cfg_apply_list(x, k, v);
     }
-    if (k->type == KR_CFG_STRING && kr_cfg_is_null(v))
+    if (k->type == KR_CONFIG_STRING && kr_cfg_is_null(v))
         return kr_cfg_fail(x, kr_cfg_line(v), "\"%s\" must not be empty", k->path);
     if (v->type != YAML_SCALAR_NODE || kr_cfg_is_null(v))
         return kr_cfg_fail_type(x, k, v);
@@ -839,7 +804,7 @@ static int kr_cfg_pair(kr_cfg_ctx *x, yaml_node_pair_t *first, yaml_node_pair_t 
         }
     }
     char *full = kr_xasprintf("%s%s", prefix, (const char *)kn->data.scalar.value);
-    const kr_cfg_key *k = kr_cfg_find(full);
+    const kr_config_key *k = kr_cfg_find(full);
     int rc;
     if (k)
         rc = kr_cfg_apply(x, k, vn);
@@ -937,19 +902,19 @@ static void kr_cfg_resolve(kr_config *c)
         c->workers = kr_cfg_cpu_count();
 }
 
-static void kr_cfg_default_die(const kr_cfg_key *k, const char *why)
+static void kr_cfg_default_die(const kr_config_key *k, const char *why)
 {
     fprintf(stderr, "kurier: built-in default of config key \"%s\" is broken: %s\n", k->path, why);
     abort();
 }
 
-static void kr_cfg_set_default(kr_config *c, const kr_cfg_key *k)
+static void kr_cfg_set_default(kr_config *c, const kr_config_key *k)
 {
     char msg[256];
     kr_cfg_ctx x = {.name = "built-in default", .cfg = c, .err = msg, .errlen = sizeof(msg)};
-    if (k->type == KR_CFG_UINT && k->size < 8 && k->max >> (k->size * 8) != 0)
+    if (k->type == KR_CONFIG_UINT && k->size < 8 && k->max >> (k->size * 8) != 0)
         kr_cfg_default_die(k, "its maximum does not fit its field");
-    if (k->type == KR_CFG_HOSTMAP) {
+    if (k->type == KR_CONFIG_HOSTMAP) {
         kr_cfg_hosts_clear(c, k); /* the only default is the empty map */
         return;
     }
@@ -1075,12 +1040,12 @@ void kr_config_free(kr_config *c)
     if (!c)
         return;
     for (size_t i = 0; i < KR_CFG_KEY_COUNT; i++) {
-        const kr_cfg_key *k = &kr_cfg_keys[i];
+        const kr_config_key *k = &kr_cfg_keys[i];
         if (kr_cfg_is_list(k))
             kr_cfg_list_clear(c, k);
-        else if (k->type == KR_CFG_HOSTMAP)
+        else if (k->type == KR_CONFIG_HOSTMAP)
             kr_cfg_hosts_clear(c, k);
-        else if (k->type == KR_CFG_STRING)
+        else if (k->type == KR_CONFIG_STRING)
             free(*(char **)((char *)c + k->offset));
     }
     free(c->path);

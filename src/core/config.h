@@ -119,6 +119,85 @@ typedef struct kr_config {
     } registration;
 } kr_config;
 
+/* ---- key tables ----
+ * A table of kr_config_key describes where each key of the file goes in one C struct:
+ * the core's table (kr_cfg_keys in config.c) fills kr_config. Entries are written with the
+ * KR_CONFIG_* macros below, which take the struct type and refuse to compile when the field
+ * does not have the type the key stores. Defaults are written as they would be in the file. */
+
+/** What a key holds, and the C type of the field it fills. */
+typedef enum kr_config_type {
+    KR_CONFIG_STRING,  /* char *; .min = least length; values limited to .choices if set */
+    KR_CONFIG_BOOL,    /* bool: true | false | yes | no */
+    KR_CONFIG_UINT,    /* unsigned integer of .size bytes, .min ... .max */
+    KR_CONFIG_ENUM,    /* unsigned integer of .size bytes: index of the value in .choices */
+    KR_CONFIG_STRLIST, /* char ** at .offset, size_t count at .count_offset; .check each entry */
+    KR_CONFIG_LISTEN,  /* kr_listen_list */
+    KR_CONFIG_HOSTMAP, /* kr_host_map: a mapping of domain names to "IP:port" */
+} kr_config_type;
+
+/** Checks one list entry and prepares it in place (it is the loader's copy); NULL, or why it
+ * is invalid: a phrase that follows the quoted entry in the message ("is not a ..."). */
+typedef const char *(*kr_config_check_cb)(char *s);
+
+typedef struct kr_config_key {
+    const char *path; /* dotted: "limits.max_depth" */
+    kr_config_type type;
+    size_t offset; /* of the field in the table's struct */
+    size_t size;   /* of the field */
+    size_t count_offset;
+    unsigned long long min; /* UINT: least value; STRING: least length; lists: least count */
+    unsigned long long max; /* UINT: greatest value */
+    const char *const *choices; /* NULL-terminated */
+    kr_config_check_cb check;
+    const char *def; /* in file syntax; for lists, entries separated by ',' */
+} kr_config_key;
+
+/* offsetof(T, f), which compiles only when T's field f has the given type. */
+#define KR_CONFIG_AT(T, f, type)                                                                  \
+    .offset = _Generic(((T *)0)->f, type: offsetof(T, f)), .size = sizeof(((T *)0)->f)
+#define KR_CONFIG_AT_UINT(T, f)                                                                   \
+    .offset = _Generic(((T *)0)->f, unsigned char: offsetof(T, f),                              \
+                       unsigned short: offsetof(T, f), unsigned int: offsetof(T, f),              \
+                       unsigned long: offsetof(T, f), unsigned long long: offsetof(T, f)),        \
+    .size = sizeof(((T *)0)->f)
+
+/* A non-empty string; one that may be empty ("" = not set); one of the words in ch. */
+#define KR_CONFIG_STR(T, p, f, d)                                                                 \
+    {.path = p, .type = KR_CONFIG_STRING, KR_CONFIG_AT(T, f, char *), .min = 1, .def = d}
+#define KR_CONFIG_OPT(T, p, f, d)                                                                 \
+    {.path = p, .type = KR_CONFIG_STRING, KR_CONFIG_AT(T, f, char *), .min = 0, .def = d}
+#define KR_CONFIG_WORD(T, p, f, ch, d)                                                            \
+    {.path = p, .type = KR_CONFIG_STRING, KR_CONFIG_AT(T, f, char *), .min = 1, .choices = ch,   \
+     .def = d}
+#define KR_CONFIG_FLAG(T, p, f, d)                                                                \
+    {.path = p, .type = KR_CONFIG_BOOL, KR_CONFIG_AT(T, f, bool), .def = d}
+/* An unsigned field of any size, lo ... hi (hi must fit the field). */
+#define KR_CONFIG_NUM(T, p, f, lo, hi, d)                                                         \
+    {.path = p, .type = KR_CONFIG_UINT, KR_CONFIG_AT_UINT(T, f), .min = lo, .max = hi, .def = d}
+/* The index of the value in ch (NULL-terminated), into an enum or unsigned field. Not
+ * type-checked: C leaves an enum's underlying type to the compiler. */
+#define KR_CONFIG_PICK(T, p, f, ch, d)                                                            \
+    {.path = p, .type = KR_CONFIG_ENUM, .offset = offsetof(T, f), .size = sizeof(((T *)0)->f), \
+     .choices = ch, .def = d}
+/* char **f with size_t n entries, at least `least`, each passed to chk (may be NULL). */
+#define KR_CONFIG_NAMES(T, p, f, n, least, chk, d)                                                \
+    {.path = p, .type = KR_CONFIG_STRLIST, KR_CONFIG_AT(T, f, char **),                          \
+     .count_offset = _Generic(((T *)0)->n, size_t: offsetof(T, n)), .min = least, .check = chk,  \
+     .def = d}
+#define KR_CONFIG_ADDRS(T, p, f, d)                                                               \
+    {.path = p, .type = KR_CONFIG_LISTEN, KR_CONFIG_AT(T, f, kr_listen_list), .def = d}
+/* Always empty by default. */
+#define KR_CONFIG_HOSTS(T, p, f)                                                                  \
+    {.path = p, .type = KR_CONFIG_HOSTMAP, KR_CONFIG_AT(T, f, kr_host_map), .def = ""}
+
+/**
+ * Check a served domain and prepare it in place: lower-cased, a final root dot dropped
+ * (RFC 7622 §3.2), or an IPv4 address or [IPv6] literal. NULL, or why it is invalid.
+ * A kr_config_check_cb, for lists of domains such as a module's service domains.
+ */
+const char *kr_config_domain_check(char *s);
+
 /**
  * Load and check a file. On error returns KR_ECONFIG, writes one line "PATH:LINE: sentence."
  * (or "PATH: cannot read: reason.") to err, and leaves *out zeroed (kr_config_free is harmless).

@@ -1,17 +1,27 @@
 /* SPDX-License-Identifier: AGPL-3.0-or-later
  *
  * kurierd's configuration loader (see config.h). One table, kr_cfg_keys, names
- * every key: its dotted path, its type and bounds, where it lives in kr_config
- * and its default written as it would be in the file. Defaults, loading,
- * freeing and the error messages are all driven by that table, so adding an
- * option is adding its field to config.h, one line to the table, and its entry
- * to examples/kurierd.yml and docs/configuration.md (test_config checks both).
+ * every core key: its dotted path, its type and bounds, where it lives in
+ * kr_config and its default written as it would be in the file. Each module
+ * section passed at load is a table of the same kind whose offsets are into a
+ * block of its own; the loader binds every key to its storage (kr_cfg_slot:
+ * entry, full dotted path, base struct), core keys first, so defaults, loading,
+ * freeing, suggestions and error messages treat both alike. To add a core
+ * option: its field in config.h, one line in the table, its entry in
+ * examples/kurierd.yml and docs/configuration.md (test_config checks both); a
+ * module adds a section: its own struct and key table, KR_CONFIG_SECTION(), and
+ * the same two documentation entries under the section's name.
+ * The tables are checked at every load, before the file: no dotted path twice,
+ * no key inside another, fields inside their struct, defaults within their own
+ * bounds; a mistake there is kurierd's bug and fails the load with "FILE: bug
+ * in kurierd's configuration tables: ...".
  * The file is composed into a libyaml document and walked one mapping at a
- * time; every key must be in the table, and the first problem stops loading
+ * time; every key must be in a table, and the first problem stops loading
  * with one line "FILE:LINE: sentence." (LINE from the offending node).
- * Invariant: a kr_config is either all zeros or owns every string and list it
- * points to. Listeners are STARTTLS (RFC 6120 §5) or direct TLS (XEP-0368)
- * addresses; served domains are DNS names or IP literals (RFC 7622 §3.2).
+ * Invariant: a kr_config is either all zeros or owns every string, list and
+ * section block it points to. Listeners are STARTTLS (RFC 6120 §5) or direct
+ * TLS (XEP-0368) addresses; served domains are DNS names or IP literals
+ * (RFC 7622 §3.2).
  */
 #include "core/config.h"
 
@@ -39,51 +49,16 @@
 #define KR_CFG_SHOW_INPUT 64 /* bytes of a value quoted in a message before it is cut */
 #define KR_CFG_SHOW_MAX (KR_CFG_SHOW_INPUT * 4 + 8)
 
-typedef enum kr_cfg_type {
-    KR_CFG_STRING,  /* char *; .min = least length; values limited to .choices if set */
-    KR_CFG_BOOL,    /* bool: true | false | yes | no */
-    KR_CFG_UINT,    /* unsigned integer of .size bytes, .min ... .max */
-    KR_CFG_ENUM,    /* unsigned integer of .size bytes: index of the value in .choices */
-    KR_CFG_STRLIST, /* char ** at .offset, size_t count at .count_offset; .check each entry */
-    KR_CFG_LISTEN,  /* kr_listen_list */
-    KR_CFG_HOSTMAP, /* kr_host_map: a mapping of domain names to "IP:port" */
-} kr_cfg_type;
-
-/* Checks one list entry and prepares it in place; NULL, or why it is invalid
- * (a phrase that follows the quoted entry in the message). */
-typedef const char *(*kr_cfg_check_cb)(char *s);
-
-typedef struct kr_cfg_key {
-    const char *path; /* dotted: "limits.max_depth" */
-    kr_cfg_type type;
-    size_t offset;
-    size_t size;
-    size_t count_offset;
-    unsigned long long min; /* UINT: least value; STRING: least length; lists: least count */
-    unsigned long long max; /* UINT: greatest value */
-    const char *const *choices; /* NULL-terminated */
-    kr_cfg_check_cb check;
-    const char *def; /* in file syntax; for lists, entries separated by ',' */
-} kr_cfg_key;
-
-static const char *kr_cfg_domain_check(char *s);
-
-#define KR_CFG_FIELD(f) .offset = offsetof(kr_config, f), .size = sizeof(((kr_config *)0)->f)
-#define KR_CFG_STR(p, f, d) {.path = p, .type = KR_CFG_STRING, KR_CFG_FIELD(f), .min = 1, .def = d}
-#define KR_CFG_WORD(p, f, ch, d)                                                                   \
-    {.path = p, .type = KR_CFG_STRING, KR_CFG_FIELD(f), .min = 1, .choices = ch, .def = d}
-#define KR_CFG_FLAG(p, f, d) {.path = p, .type = KR_CFG_BOOL, KR_CFG_FIELD(f), .def = d}
-#define KR_CFG_NUM(p, f, lo, hi, d)                                                                \
-    {.path = p, .type = KR_CFG_UINT, KR_CFG_FIELD(f), .min = lo, .max = hi, .def = d}
-#define KR_CFG_PICK(p, f, ch, d)                                                                   \
-    {.path = p, .type = KR_CFG_ENUM, KR_CFG_FIELD(f), .choices = ch, .def = d}
-#define KR_CFG_NAMES(p, f, n, least, chk, d)                                                       \
-    {.path = p, .type = KR_CFG_STRLIST, KR_CFG_FIELD(f), .count_offset = offsetof(kr_config, n),   \
-     .min = least, .check = chk, .def = d}
-#define KR_CFG_ADDRS(p, f, d) {.path = p, .type = KR_CFG_LISTEN, KR_CFG_FIELD(f), .def = d}
-/* A string that may be empty ("" = not set). */
-#define KR_CFG_OPT(p, f, d) {.path = p, .type = KR_CFG_STRING, KR_CFG_FIELD(f), .min = 0, .def = d}
-#define KR_CFG_HOSTS(p, f) {.path = p, .type = KR_CFG_HOSTMAP, KR_CFG_FIELD(f), .def = ""}
+/* The core table's entries all point into kr_config. */
+#define KR_CFG_STR(p, f, d) KR_CONFIG_STR(kr_config, p, f, d)
+#define KR_CFG_OPT(p, f, d) KR_CONFIG_OPT(kr_config, p, f, d)
+#define KR_CFG_WORD(p, f, ch, d) KR_CONFIG_WORD(kr_config, p, f, ch, d)
+#define KR_CFG_FLAG(p, f, d) KR_CONFIG_FLAG(kr_config, p, f, d)
+#define KR_CFG_NUM(p, f, lo, hi, d) KR_CONFIG_NUM(kr_config, p, f, lo, hi, d)
+#define KR_CFG_PICK(p, f, ch, d) KR_CONFIG_PICK(kr_config, p, f, ch, d)
+#define KR_CFG_NAMES(p, f, n, least, chk, d) KR_CONFIG_NAMES(kr_config, p, f, n, least, chk, d)
+#define KR_CFG_ADDRS(p, f, d) KR_CONFIG_ADDRS(kr_config, p, f, d)
+#define KR_CFG_HOSTS(p, f) KR_CONFIG_HOSTS(kr_config, p, f)
 
 /* Index order must match kr_log_level. */
 static const char *const kr_cfg_log_levels[] = {"error", "warn", "info", "debug", NULL};
@@ -91,8 +66,8 @@ _Static_assert(KR_LOG_ERROR == 0 && KR_LOG_WARN == 1 && KR_LOG_INFO == 2 && KR_L
                "kr_cfg_log_levels follows kr_log_level");
 static const char *const kr_cfg_drivers[] = {"sqlite", NULL};
 
-static const kr_cfg_key kr_cfg_keys[] = {
-    KR_CFG_NAMES("domains", domains, domain_count, 1, kr_cfg_domain_check, "localhost"),
+static const kr_config_key kr_cfg_keys[] = {
+    KR_CFG_NAMES("domains", domains, domain_count, 1, kr_config_domain_check, "localhost"),
     KR_CFG_NUM("workers", workers, 0, KR_CFG_WORKERS_MAX, "0"),
     KR_CFG_PICK("log_level", log_level, kr_cfg_log_levels, "info"),
     KR_CFG_STR("data_dir", data_dir, "./data"),
@@ -154,7 +129,17 @@ typedef struct kr_cfg_ctx {
     kr_config *cfg;
     char *err;
     size_t errlen;
+    const char *blame; /* set while checking kurierd's own tables: messages then carry no line */
 } kr_cfg_ctx;
+
+/* One key bound to the storage it fills: its table entry, its full dotted path (a section's
+ * name before the key's own path) and the struct its offset is into. */
+typedef struct kr_cfg_slot {
+    const kr_config_key *key;
+    void *base;       /* the kr_config, or a section's block */
+    size_t base_size; /* of that struct */
+    char path[KR_CONFIG_PATH_MAX];
+} kr_cfg_slot;
 
 /* ---- messages ---- */
 
@@ -165,7 +150,10 @@ static int kr_cfg_fail(kr_cfg_ctx *x, size_t line, const char *fmt, ...)
 {
     if (x->err && x->errlen) {
         kr_buf b = KR_BUF_INIT;
-        kr_buf_printf(&b, "%s:%zu: ", x->name, line);
+        if (x->blame)
+            kr_buf_printf(&b, "%s: %s", x->name, x->blame);
+        else
+            kr_buf_printf(&b, "%s:%zu: ", x->name, line);
         va_list ap;
         va_start(ap, fmt);
         kr_buf_vprintf(&b, fmt, ap);
@@ -242,7 +230,7 @@ static void kr_cfg_join_choices(kr_buf *b, const char *const *choices)
     }
 }
 
-static int kr_cfg_fail_choices(kr_cfg_ctx *x, size_t line, const kr_cfg_key *k,
+static int kr_cfg_fail_choices(kr_cfg_ctx *x, size_t line, const kr_cfg_slot *k,
                                const char *const *choices, const char *shown)
 {
     kr_buf b = KR_BUF_INIT;
@@ -255,35 +243,35 @@ static int kr_cfg_fail_choices(kr_cfg_ctx *x, size_t line, const kr_cfg_key *k,
 static const char *const kr_cfg_bool_words[] = {"true", "false", "yes", "no", NULL};
 
 /* What a value of this key must be, for "must be ..., not ..." messages. */
-static void kr_cfg_expectation(kr_buf *b, const kr_cfg_key *k)
+static void kr_cfg_expectation(kr_buf *b, const kr_cfg_slot *k)
 {
-    switch (k->type) {
-    case KR_CFG_STRING:
-        if (k->choices)
-            kr_cfg_join_choices(b, k->choices);
+    switch (k->key->type) {
+    case KR_CONFIG_STRING:
+        if (k->key->choices)
+            kr_cfg_join_choices(b, k->key->choices);
         else
             kr_buf_puts(b, "a string");
         break;
-    case KR_CFG_BOOL:
+    case KR_CONFIG_BOOL:
         kr_cfg_join_choices(b, kr_cfg_bool_words);
         break;
-    case KR_CFG_UINT:
+    case KR_CONFIG_UINT:
         kr_buf_puts(b, "a whole number");
         break;
-    case KR_CFG_ENUM:
-        kr_cfg_join_choices(b, k->choices);
+    case KR_CONFIG_ENUM:
+        kr_cfg_join_choices(b, k->key->choices);
         break;
-    case KR_CFG_STRLIST:
-    case KR_CFG_LISTEN:
+    case KR_CONFIG_STRLIST:
+    case KR_CONFIG_LISTEN:
         kr_buf_puts(b, "a list");
         break;
-    case KR_CFG_HOSTMAP:
+    case KR_CONFIG_HOSTMAP:
         kr_buf_puts(b, "a mapping of domain names to \"IP:port\" addresses");
         break;
     }
 }
 
-static int kr_cfg_fail_type(kr_cfg_ctx *x, const kr_cfg_key *k, const yaml_node_t *n)
+static int kr_cfg_fail_type(kr_cfg_ctx *x, const kr_cfg_slot *k, const yaml_node_t *n)
 {
     char shown[KR_CFG_SHOW_MAX];
     kr_buf b = KR_BUF_INIT;
@@ -340,55 +328,55 @@ static void kr_cfg_store_uint(void *field, size_t size, unsigned long long v)
     }
 }
 
-static int kr_cfg_set_uint(kr_cfg_ctx *x, const kr_cfg_key *k, const char *v, size_t len,
+static int kr_cfg_set_uint(kr_cfg_ctx *x, const kr_cfg_slot *k, const char *v, size_t len,
                            size_t line, const char *shown)
 {
     unsigned long long n;
     int rc = kr_cfg_decimal(v, len, &n);
     if (rc == KR_EINVAL)
         return kr_cfg_fail(x, line, "\"%s\" must be a whole number, not %s", k->path, shown);
-    if (rc == KR_ELIMIT || n < k->min || n > k->max)
+    if (rc == KR_ELIMIT || n < k->key->min || n > k->key->max)
         return kr_cfg_fail(x, line, "\"%s\" must be between %llu and %llu, not %s", k->path,
-                           k->min, k->max, shown);
-    kr_cfg_store_uint((char *)x->cfg + k->offset, k->size, n);
+                           k->key->min, k->key->max, shown);
+    kr_cfg_store_uint((char *)k->base + k->key->offset, k->key->size, n);
     return 0;
 }
 
-static int kr_cfg_set_scalar(kr_cfg_ctx *x, const kr_cfg_key *k, const char *v, size_t len,
+static int kr_cfg_set_scalar(kr_cfg_ctx *x, const kr_cfg_slot *k, const char *v, size_t len,
                              size_t line)
 {
     char shown[KR_CFG_SHOW_MAX];
     kr_cfg_show(v, len, shown);
     if (memchr(v, '\0', len))
         return kr_cfg_fail(x, line, "\"%s\" must not contain a NUL character", k->path);
-    void *field = (char *)x->cfg + k->offset;
+    void *field = (char *)k->base + k->key->offset;
     int i;
-    switch (k->type) {
-    case KR_CFG_STRING:
-        if (len < k->min)
+    switch (k->key->type) {
+    case KR_CONFIG_STRING:
+        if (len < k->key->min)
             return kr_cfg_fail(x, line, "\"%s\" must not be empty", k->path);
-        if (k->choices && kr_cfg_choice_index(k->choices, v) < 0)
-            return kr_cfg_fail_choices(x, line, k, k->choices, shown);
+        if (k->key->choices && kr_cfg_choice_index(k->key->choices, v) < 0)
+            return kr_cfg_fail_choices(x, line, k, k->key->choices, shown);
         free(*(char **)field);
         *(char **)field = kr_xstrndup(v, len);
         return 0;
-    case KR_CFG_BOOL:
+    case KR_CONFIG_BOOL:
         i = kr_cfg_choice_index(kr_cfg_bool_words, v);
         if (i < 0)
             return kr_cfg_fail_choices(x, line, k, kr_cfg_bool_words, shown);
         *(bool *)field = (i == 0 || i == 2);
         return 0;
-    case KR_CFG_UINT:
+    case KR_CONFIG_UINT:
         return kr_cfg_set_uint(x, k, v, len, line, shown);
-    case KR_CFG_ENUM:
-        i = kr_cfg_choice_index(k->choices, v);
+    case KR_CONFIG_ENUM:
+        i = kr_cfg_choice_index(k->key->choices, v);
         if (i < 0)
-            return kr_cfg_fail_choices(x, line, k, k->choices, shown);
-        kr_cfg_store_uint(field, k->size, (unsigned long long)i);
+            return kr_cfg_fail_choices(x, line, k, k->key->choices, shown);
+        kr_cfg_store_uint(field, k->key->size, (unsigned long long)i);
         return 0;
-    case KR_CFG_STRLIST:
-    case KR_CFG_LISTEN:
-    case KR_CFG_HOSTMAP:
+    case KR_CONFIG_STRLIST:
+    case KR_CONFIG_LISTEN:
+    case KR_CONFIG_HOSTMAP:
         break;
     }
     abort(); /* lists and maps never come here */
@@ -423,7 +411,7 @@ static bool kr_cfg_all_digits(const char *s, size_t len)
     return true;
 }
 
-static const char *kr_cfg_domain_check(char *s)
+const char *kr_config_domain_check(char *s)
 {
     size_t len = strlen(s);
     for (size_t i = 0; i < len; i++)
@@ -509,12 +497,12 @@ static bool kr_cfg_listen_parse(const char *v, size_t len, kr_listen_addr *out)
 
 /* ---- lists ---- */
 
-static void kr_cfg_list_clear(kr_config *c, const kr_cfg_key *k)
+static void kr_cfg_list_clear(const kr_cfg_slot *k)
 {
-    void *field = (char *)c + k->offset;
-    if (k->type == KR_CFG_STRLIST) {
+    void *field = (char *)k->base + k->key->offset;
+    if (k->key->type == KR_CONFIG_STRLIST) {
         char ***items = field;
-        size_t *count = (size_t *)((char *)c + k->count_offset);
+        size_t *count = (size_t *)((char *)k->base + k->key->count_offset);
         for (size_t i = 0; i < *count; i++)
             free((*items)[i]);
         free(*items);
@@ -528,13 +516,13 @@ static void kr_cfg_list_clear(kr_config *c, const kr_cfg_key *k)
     }
 }
 
-static int kr_cfg_add_name(kr_cfg_ctx *x, const kr_cfg_key *k, const char *v, size_t len,
+static int kr_cfg_add_name(kr_cfg_ctx *x, const kr_cfg_slot *k, const char *v, size_t len,
                            size_t line, const char *shown)
 {
-    char ***items = (void *)((char *)x->cfg + k->offset);
-    size_t *count = (size_t *)((char *)x->cfg + k->count_offset);
+    char ***items = (void *)((char *)k->base + k->key->offset);
+    size_t *count = (size_t *)((char *)k->base + k->key->count_offset);
     char *s = kr_xstrndup(v, len);
-    const char *why = k->check ? k->check(s) : NULL;
+    const char *why = k->key->check ? k->key->check(s) : NULL;
     if (why) {
         free(s);
         return kr_cfg_fail(x, line, "\"%s\" entry %s %s", k->path, shown, why);
@@ -552,10 +540,10 @@ static int kr_cfg_add_name(kr_cfg_ctx *x, const kr_cfg_key *k, const char *v, si
     return 0;
 }
 
-static int kr_cfg_add_listen(kr_cfg_ctx *x, const kr_cfg_key *k, const char *v, size_t len,
+static int kr_cfg_add_listen(kr_cfg_ctx *x, const kr_cfg_slot *k, const char *v, size_t len,
                              size_t line, const char *shown)
 {
-    kr_listen_list *l = (void *)((char *)x->cfg + k->offset);
+    kr_listen_list *l = (void *)((char *)k->base + k->key->offset);
     kr_listen_addr a;
     memset(&a, 0, sizeof(a));
     if (!kr_cfg_listen_parse(v, len, &a))
@@ -571,34 +559,34 @@ static int kr_cfg_add_listen(kr_cfg_ctx *x, const kr_cfg_key *k, const char *v, 
     return 0;
 }
 
-static size_t kr_cfg_list_count(const kr_config *c, const kr_cfg_key *k)
+static size_t kr_cfg_list_count(const kr_cfg_slot *k)
 {
-    if (k->type == KR_CFG_STRLIST)
-        return *(const size_t *)((const char *)c + k->count_offset);
-    return ((const kr_listen_list *)((const char *)c + k->offset))->count;
+    if (k->key->type == KR_CONFIG_STRLIST)
+        return *(const size_t *)((const char *)k->base + k->key->count_offset);
+    return ((const kr_listen_list *)((const char *)k->base + k->key->offset))->count;
 }
 
 /* v[len] must be '\0'. */
-static int kr_cfg_list_add(kr_cfg_ctx *x, const kr_cfg_key *k, const char *v, size_t len,
+static int kr_cfg_list_add(kr_cfg_ctx *x, const kr_cfg_slot *k, const char *v, size_t len,
                            size_t line)
 {
     char shown[KR_CFG_SHOW_MAX];
     kr_cfg_show(v, len, shown);
     if (memchr(v, '\0', len))
         return kr_cfg_fail(x, line, "\"%s\" entry %s contains a NUL character", k->path, shown);
-    if (kr_cfg_list_count(x->cfg, k) >= KR_CFG_LIST_MAX)
+    if (kr_cfg_list_count(k) >= KR_CFG_LIST_MAX)
         return kr_cfg_fail(x, line, "\"%s\" may hold at most %d entries", k->path,
                            KR_CFG_LIST_MAX);
-    if (k->type == KR_CFG_STRLIST)
+    if (k->key->type == KR_CONFIG_STRLIST)
         return kr_cfg_add_name(x, k, v, len, line, shown);
     return kr_cfg_add_listen(x, k, v, len, line, shown);
 }
 
 /* ---- domain -> address maps ---- */
 
-static void kr_cfg_hosts_clear(kr_config *c, const kr_cfg_key *k)
+static void kr_cfg_hosts_clear(const kr_cfg_slot *k)
 {
-    kr_host_map *m = (void *)((char *)c + k->offset);
+    kr_host_map *m = (void *)((char *)k->base + k->key->offset);
     for (size_t i = 0; i < m->count; i++)
         free(m->items[i].domain);
     free(m->items);
@@ -606,9 +594,9 @@ static void kr_cfg_hosts_clear(kr_config *c, const kr_cfg_key *k)
     m->count = 0;
 }
 
-static int kr_cfg_hosts_add(kr_cfg_ctx *x, const kr_cfg_key *k, yaml_node_t *kn, yaml_node_t *vn)
+static int kr_cfg_hosts_add(kr_cfg_ctx *x, const kr_cfg_slot *k, yaml_node_t *kn, yaml_node_t *vn)
 {
-    kr_host_map *m = (void *)((char *)x->cfg + k->offset);
+    kr_host_map *m = (void *)((char *)k->base + k->key->offset);
     char shown[KR_CFG_SHOW_MAX], vshown[KR_CFG_SHOW_MAX];
     if (kn->type != YAML_SCALAR_NODE || kr_cfg_is_null(kn))
         return kr_cfg_fail(x, kr_cfg_line(kn), "\"%s\" keys must be domain names, not %s",
@@ -623,7 +611,7 @@ static int kr_cfg_hosts_add(kr_cfg_ctx *x, const kr_cfg_key *k, yaml_node_t *kn,
         return kr_cfg_fail(x, kr_cfg_line(kn), "\"%s\" may hold at most %d entries", k->path,
                            KR_CFG_LIST_MAX);
     char *domain = kr_xstrndup(kv, klen);
-    const char *why = kr_cfg_domain_check(domain);
+    const char *why = kr_config_domain_check(domain);
     if (why) {
         free(domain);
         return kr_cfg_fail(x, kr_cfg_line(kn), "\"%s\" entry %s %s", k->path, shown, why);
@@ -652,9 +640,9 @@ static int kr_cfg_hosts_add(kr_cfg_ctx *x, const kr_cfg_key *k, yaml_node_t *kn,
     return 0;
 }
 
-static int kr_cfg_apply_hosts(kr_cfg_ctx *x, const kr_cfg_key *k, yaml_node_t *v)
+static int kr_cfg_apply_hosts(kr_cfg_ctx *x, const kr_cfg_slot *k, yaml_node_t *v)
 {
-    kr_cfg_hosts_clear(x->cfg, k);
+    kr_cfg_hosts_clear(k);
     if (kr_cfg_is_null(v))
         return 0;
     if (v->type != YAML_MAPPING_NODE)
@@ -670,25 +658,55 @@ static int kr_cfg_apply_hosts(kr_cfg_ctx *x, const kr_cfg_key *k, yaml_node_t *v
 
 /* ---- the table ---- */
 
-static bool kr_cfg_is_list(const kr_cfg_key *k)
+static bool kr_cfg_is_list(const kr_cfg_slot *k)
 {
-    return k->type == KR_CFG_STRLIST || k->type == KR_CFG_LISTEN;
+    return k->key->type == KR_CONFIG_STRLIST || k->key->type == KR_CONFIG_LISTEN;
 }
 
-static const kr_cfg_key *kr_cfg_find(const char *path)
+/* The i-th key c knows: the core table's, then each section's in the order they were passed.
+ * False past the last. Returns the untruncated length of the path in *len when len is set. */
+static bool kr_cfg_slot_at(kr_config *c, size_t i, kr_cfg_slot *out, size_t *len)
 {
-    for (size_t i = 0; i < KR_CFG_KEY_COUNT; i++)
-        if (!strcmp(kr_cfg_keys[i].path, path))
-            return &kr_cfg_keys[i];
-    return NULL;
+    int n;
+    if (i < KR_CFG_KEY_COUNT) {
+        out->key = &kr_cfg_keys[i];
+        out->base = c;
+        out->base_size = sizeof(*c);
+        n = snprintf(out->path, sizeof(out->path), "%s", out->key->path);
+    } else {
+        i -= KR_CFG_KEY_COUNT;
+        size_t j = 0;
+        while (j < c->section_count && i >= c->sections[j].section->key_count)
+            i -= c->sections[j++].section->key_count;
+        if (j == c->section_count)
+            return false;
+        const kr_config_section *s = c->sections[j].section;
+        out->key = &s->keys[i];
+        out->base = c->sections[j].data;
+        out->base_size = s->size;
+        n = snprintf(out->path, sizeof(out->path), "%s.%s", s->name,
+                     out->key->path ? out->key->path : ""); /* NULL: kr_cfg_key_problem */
+    }
+    if (len)
+        *len = n < 0 ? SIZE_MAX : (size_t)n;
+    return true;
+}
+
+static bool kr_cfg_find(kr_config *c, const char *path, kr_cfg_slot *out)
+{
+    for (size_t i = 0; kr_cfg_slot_at(c, i, out, NULL); i++)
+        if (!strcmp(out->path, path))
+            return true;
+    return false;
 }
 
 /* True when path names a section: some key continues it with ".". */
-static bool kr_cfg_is_section(const char *path)
+static bool kr_cfg_is_section(kr_config *c, const char *path)
 {
     size_t n = strlen(path);
-    for (size_t i = 0; i < KR_CFG_KEY_COUNT; i++)
-        if (!strncmp(kr_cfg_keys[i].path, path, n) && kr_cfg_keys[i].path[n] == '.')
+    kr_cfg_slot k;
+    for (size_t i = 0; kr_cfg_slot_at(c, i, &k, NULL); i++)
+        if (!strncmp(k.path, path, n) && k.path[n] == '.')
             return true;
     return false;
 }
@@ -722,13 +740,16 @@ static size_t kr_cfg_distance(const char *a, const char *b, size_t blen)
     return d[alen][blen];
 }
 
-/* The known name at this level (keys or sections under prefix) closest to name, within
- * KR_CFG_SUGGEST_MAX edits and fewer edits than name has bytes; writes it to out. */
-static bool kr_cfg_suggest(const char *prefix, const char *name, char *out, size_t outlen)
+/* The known name at this level (keys or sections under prefix, the modules' sections
+ * included) closest to name, within KR_CFG_SUGGEST_MAX edits and fewer edits than name has
+ * bytes; writes it to out. */
+static bool kr_cfg_suggest(kr_config *c, const char *prefix, const char *name, char *out,
+                           size_t outlen)
 {
     size_t plen = strlen(prefix), best = SIZE_MAX;
-    for (size_t i = 0; i < KR_CFG_KEY_COUNT; i++) {
-        const char *p = kr_cfg_keys[i].path;
+    kr_cfg_slot k;
+    for (size_t i = 0; kr_cfg_slot_at(c, i, &k, NULL); i++) {
+        const char *p = k.path;
         if (strncmp(p, prefix, plen) != 0)
             continue;
         const char *part = p + plen, *dot = strchr(part, '.');
@@ -749,9 +770,9 @@ static yaml_node_t *kr_cfg_node(kr_cfg_ctx *x, int index)
     return yaml_document_get_node(x->doc, index);
 }
 
-static int kr_cfg_apply_list(kr_cfg_ctx *x, const kr_cfg_key *k, yaml_node_t *v)
+static int kr_cfg_apply_list(kr_cfg_ctx *x, const kr_cfg_slot *k, yaml_node_t *v)
 {
-    kr_cfg_list_clear(x->cfg, k);
+    kr_cfg_list_clear(k);
     for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
          it++) {
         yaml_node_t *item = kr_cfg_node(x, *it);
@@ -765,23 +786,23 @@ static int kr_cfg_apply_list(kr_cfg_ctx *x, const kr_cfg_key *k, yaml_node_t *v)
         if (rc)
             return rc;
     }
-    if (kr_cfg_list_count(x->cfg, k) < k->min)
+    if (kr_cfg_list_count(k) < k->key->min)
         return kr_cfg_fail(x, kr_cfg_line(v), "\"%s\" must not be an empty list", k->path);
     return 0;
 }
 
-static int kr_cfg_apply(kr_cfg_ctx *x, const kr_cfg_key *k, yaml_node_t *v)
+static int kr_cfg_apply(kr_cfg_ctx *x, const kr_cfg_slot *k, yaml_node_t *v)
 {
-    if (k->type == KR_CFG_HOSTMAP)
+    if (k->key->type == KR_CONFIG_HOSTMAP)
         return kr_cfg_apply_hosts(x, k, v);
-    if (k->type == KR_CFG_STRING && k->min == 0 && kr_cfg_is_null(v))
+    if (k->key->type == KR_CONFIG_STRING && k->key->min == 0 && kr_cfg_is_null(v))
         return kr_cfg_set_scalar(x, k, "", 0, kr_cfg_line(v)); /* optional: unset */
     if (kr_cfg_is_list(k)) {
         if (v->type != YAML_SEQUENCE_NODE)
             return kr_cfg_fail_type(x, k, v);
         return kr_cfg_apply_list(x, k, v);
     }
-    if (k->type == KR_CFG_STRING && kr_cfg_is_null(v))
+    if (k->key->type == KR_CONFIG_STRING && kr_cfg_is_null(v))
         return kr_cfg_fail(x, kr_cfg_line(v), "\"%s\" must not be empty", k->path);
     if (v->type != YAML_SCALAR_NODE || kr_cfg_is_null(v))
         return kr_cfg_fail_type(x, k, v);
@@ -795,7 +816,7 @@ static int kr_cfg_unknown(kr_cfg_ctx *x, yaml_node_t *kn, const char *prefix, co
 {
     char shown[KR_CFG_SHOW_MAX], near[64];
     kr_cfg_show(full, strlen(full), shown);
-    if (kr_cfg_suggest(prefix, (const char *)kn->data.scalar.value, near, sizeof(near)))
+    if (kr_cfg_suggest(x->cfg, prefix, (const char *)kn->data.scalar.value, near, sizeof(near)))
         return kr_cfg_fail(x, kr_cfg_line(kn), "unknown key %s (did you mean \"%s\"?)", shown,
                            near);
     return kr_cfg_fail(x, kr_cfg_line(kn), "unknown key %s", shown);
@@ -840,11 +861,11 @@ static int kr_cfg_pair(kr_cfg_ctx *x, yaml_node_pair_t *first, yaml_node_pair_t 
         }
     }
     char *full = kr_xasprintf("%s%s", prefix, (const char *)kn->data.scalar.value);
-    const kr_cfg_key *k = kr_cfg_find(full);
+    kr_cfg_slot k;
     int rc;
-    if (k)
-        rc = kr_cfg_apply(x, k, vn);
-    else if (kr_cfg_is_section(full))
+    if (kr_cfg_find(x->cfg, full, &k))
+        rc = kr_cfg_apply(x, &k, vn);
+    else if (kr_cfg_is_section(x->cfg, full))
         rc = kr_cfg_section(x, vn, full);
     else
         rc = kr_cfg_unknown(x, kn, prefix, full);
@@ -915,6 +936,128 @@ static int kr_cfg_parse(kr_cfg_ctx *x, yaml_parser_t *p, const char *yaml, size_
     return rc;
 }
 
+/* ---- kurierd's own tables ----
+ * The core table and the modules' sections are code, not input; a mistake in them is
+ * reported (x->blame, no line) by every load, before the file is looked at, so that it
+ * shows in the first test run rather than as a wrong value at run time. */
+
+static const char kr_cfg_blame_table[] = "bug in kurierd's configuration tables: ";
+static const char kr_cfg_blame_default[] = "bug in kurierd's configuration tables: the default of ";
+
+/* Lower-case letters, digits and '_'; if dotted, several such names joined by single dots. */
+static bool kr_cfg_name_ok(const char *s, bool dotted)
+{
+    if (!s || !*s)
+        return false;
+    for (const char *p = s; *p; p++) {
+        if (*p == '.' && dotted && p > s && p[-1] != '.' && p[1])
+            continue;
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_'))
+            return false;
+    }
+    return true;
+}
+
+static int kr_cfg_check_section(kr_cfg_ctx *x, const kr_config_section *s, size_t i)
+{
+    char shown[KR_CFG_SHOW_MAX];
+    if (!s)
+        return kr_cfg_fail(x, 0, "section %zu is NULL", i);
+    if (!kr_cfg_name_ok(s->name, false))
+        return kr_cfg_fail(x, 0, "section name %s is not lower-case letters, digits and '_'",
+                           s->name ? kr_cfg_show(s->name, strlen(s->name), shown) : "NULL");
+    if (!s->keys || s->key_count == 0)
+        return kr_cfg_fail(x, 0, "section \"%s\" declares no keys", s->name);
+    if (s->size == 0)
+        return kr_cfg_fail(x, 0, "section \"%s\" has no struct to fill (size 0)", s->name);
+    return 0;
+}
+
+static bool kr_cfg_field_in(size_t offset, size_t size, size_t struct_size)
+{
+    return offset <= struct_size && size <= struct_size - offset;
+}
+
+/* What is wrong with one entry, or NULL. */
+static const char *kr_cfg_key_problem(const kr_cfg_slot *k, size_t path_len)
+{
+    const kr_config_key *e = k->key;
+    if (!kr_cfg_name_ok(e->path, true))
+        return "its path is not lower-case names joined by dots";
+    if (path_len >= KR_CONFIG_PATH_MAX)
+        return "its path is too long";
+    if (!kr_cfg_field_in(e->offset, e->size, k->base_size))
+        return "its field lies outside the struct it fills";
+    if (!e->def)
+        return "it has no default";
+    switch (e->type) {
+    case KR_CONFIG_STRING:
+        return e->size == sizeof(char *) ? NULL : "its field is not a char *";
+    case KR_CONFIG_BOOL:
+        return e->size == sizeof(bool) ? NULL : "its field is not a bool";
+    case KR_CONFIG_UINT:
+    case KR_CONFIG_ENUM:
+        if (e->size != 1 && e->size != 2 && e->size != 4 && e->size != 8)
+            return "its field is not 1, 2, 4 or 8 bytes";
+        if (e->type == KR_CONFIG_ENUM)
+            return e->choices && e->choices[0] ? NULL : "it has no choices";
+        if (e->min > e->max)
+            return "its minimum is above its maximum";
+        if (e->size < 8 && e->max >> (e->size * 8) != 0)
+            return "its maximum does not fit its field";
+        return NULL;
+    case KR_CONFIG_STRLIST:
+        if (e->size != sizeof(char **))
+            return "its field is not a char **";
+        if (!kr_cfg_field_in(e->count_offset, sizeof(size_t), k->base_size))
+            return "its count lies outside the struct it fills";
+        return NULL;
+    case KR_CONFIG_LISTEN:
+        return e->size == sizeof(kr_listen_list) ? NULL : "its field is not a kr_listen_list";
+    case KR_CONFIG_HOSTMAP:
+        if (e->size != sizeof(kr_host_map))
+            return "its field is not a kr_host_map";
+        return e->def[0] ? "a domain map's default must be empty" : NULL;
+    }
+    return "its type is unknown";
+}
+
+/* Every key sound, no path declared twice, no key inside another: the file's "a.b" must
+ * name one thing. */
+static int kr_cfg_check_keys(kr_cfg_ctx *x)
+{
+    size_t n = KR_CFG_KEY_COUNT;
+    for (size_t j = 0; j < x->cfg->section_count; j++)
+        n += x->cfg->sections[j].section->key_count;
+    kr_cfg_slot *all = kr_xmalloc(n * sizeof(*all));
+    char shown[KR_CFG_SHOW_MAX];
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        size_t len = 0;
+        kr_cfg_slot *a = &all[i];
+        kr_cfg_slot_at(x->cfg, i, a, &len);
+        const char *why = kr_cfg_key_problem(a, len);
+        if (why) {
+            rc = kr_cfg_fail(x, 0, "key %s: %s", kr_cfg_show(a->path, strlen(a->path), shown),
+                             why);
+            break;
+        }
+        for (size_t j = 0; j < i && !rc; j++) {
+            const kr_cfg_slot *b = &all[j];
+            size_t na = strlen(a->path), nb = strlen(b->path);
+            const kr_cfg_slot *in = na > nb ? a : b, *out = na > nb ? b : a;
+            size_t nout = na > nb ? nb : na;
+            if (na == nb && !strcmp(a->path, b->path))
+                rc = kr_cfg_fail(x, 0, "key \"%s\" is declared twice", a->path);
+            else if (!strncmp(in->path, out->path, nout) && in->path[nout] == '.')
+                rc = kr_cfg_fail(x, 0, "key \"%s\" is declared under \"%s\", which is itself a key",
+                                 in->path, out->path);
+        }
+    }
+    free(all);
+    return rc;
+}
+
 /* ---- defaults and resolution ---- */
 
 /* The CPUs this process may run on (a cpuset or taskset narrows them), else the online ones. */
@@ -938,68 +1081,116 @@ static void kr_cfg_resolve(kr_config *c)
         c->workers = kr_cfg_cpu_count();
 }
 
-static void kr_cfg_default_die(const kr_cfg_key *k, const char *why)
+/* The default as written in the table, checked like a value from the file. */
+static int kr_cfg_set_default(kr_cfg_ctx *x, const kr_cfg_slot *k)
 {
-    fprintf(stderr, "kurier: built-in default of config key \"%s\" is broken: %s\n", k->path, why);
-    abort();
-}
-
-static void kr_cfg_set_default(kr_config *c, const kr_cfg_key *k)
-{
-    char msg[256];
-    kr_cfg_ctx x = {.name = "built-in default", .cfg = c, .err = msg, .errlen = sizeof(msg)};
-    if (k->type == KR_CFG_UINT && k->size < 8 && k->max >> (k->size * 8) != 0)
-        kr_cfg_default_die(k, "its maximum does not fit its field");
-    if (k->type == KR_CFG_HOSTMAP) {
-        kr_cfg_hosts_clear(c, k); /* the only default is the empty map */
-        return;
+    if (k->key->type == KR_CONFIG_HOSTMAP) {
+        kr_cfg_hosts_clear(k); /* the only default is the empty map */
+        return 0;
     }
-    if (!kr_cfg_is_list(k)) {
-        if (kr_cfg_set_scalar(&x, k, k->def, strlen(k->def), 0))
-            kr_cfg_default_die(k, msg);
-        return;
-    }
-    kr_cfg_list_clear(c, k);
-    for (const char *s = k->def; *s;) {
+    if (!kr_cfg_is_list(k))
+        return kr_cfg_set_scalar(x, k, k->key->def, strlen(k->key->def), 0);
+    kr_cfg_list_clear(k);
+    for (const char *s = k->key->def; *s;) {
         size_t n = strcspn(s, ",");
         char *item = kr_xstrndup(s, n);
-        int rc = kr_cfg_list_add(&x, k, item, n, 0);
+        int rc = kr_cfg_list_add(x, k, item, n, 0);
         free(item);
         if (rc)
-            kr_cfg_default_die(k, msg);
+            return rc;
         s += n + (s[n] == ',');
     }
+    if (kr_cfg_list_count(k) < k->key->min)
+        return kr_cfg_fail(x, 0, "\"%s\" must not be an empty list", k->path);
+    return 0;
 }
 
-/* The table's defaults as written, before kr_cfg_resolve(). */
-static void kr_cfg_fill_defaults(kr_config *out)
+/* Frees the section blocks without looking inside: they hold no allocation yet, and the
+ * keys may be unsound. */
+static void kr_cfg_drop_blocks(kr_config *c)
 {
-    memset(out, 0, sizeof(*out));
-    for (size_t i = 0; i < KR_CFG_KEY_COUNT; i++)
-        kr_cfg_set_default(out, &kr_cfg_keys[i]);
+    for (size_t j = 0; j < c->section_count; j++)
+        free(c->sections[j].data);
+    free(c->sections);
+    c->sections = NULL;
+    c->section_count = 0;
+}
+
+/* x->cfg with a zeroed block per section and every default written, before
+ * kr_cfg_resolve(); the tables are checked first. On error x->cfg is left zeroed. */
+static int kr_cfg_fill_defaults(kr_cfg_ctx *x, const kr_config_section *const *sections,
+                                size_t n)
+{
+    kr_config *c = x->cfg;
+    memset(c, 0, sizeof(*c));
+    x->blame = kr_cfg_blame_table;
+    for (size_t j = 0; j < n; j++) {
+        int rc = kr_cfg_check_section(x, sections[j], j);
+        if (rc) {
+            x->blame = NULL;
+            return rc;
+        }
+    }
+    if (n > 0) {
+        c->sections = kr_xcalloc(n, sizeof(*c->sections));
+        for (size_t j = 0; j < n; j++) {
+            c->sections[j].section = sections[j];
+            c->sections[j].data = kr_xcalloc(1, sections[j]->size);
+        }
+        c->section_count = n;
+    }
+    int rc = kr_cfg_check_keys(x);
+    if (rc) {
+        x->blame = NULL;
+        kr_cfg_drop_blocks(c);
+        return rc;
+    }
+    x->blame = kr_cfg_blame_default;
+    kr_cfg_slot k;
+    for (size_t i = 0; !rc && kr_cfg_slot_at(c, i, &k, NULL); i++)
+        rc = kr_cfg_set_default(x, &k);
+    x->blame = NULL;
+    if (rc)
+        kr_config_free(c);
+    return rc;
+}
+
+void kr_config_defaults_sections(kr_config *out, const kr_config_section *const *sections,
+                                 size_t n)
+{
+    char msg[512];
+    kr_cfg_ctx x = {.name = "kurierd", .cfg = out, .err = msg, .errlen = sizeof(msg)};
+    if (kr_cfg_fill_defaults(&x, sections, n)) {
+        fprintf(stderr, "%s\n", msg);
+        abort();
+    }
+    kr_cfg_resolve(out);
 }
 
 void kr_config_defaults(kr_config *out)
 {
-    kr_cfg_fill_defaults(out);
-    kr_cfg_resolve(out);
+    kr_config_defaults_sections(out, NULL, 0);
 }
 
 /* ---- public entry points ---- */
 
-int kr_config_load_string(const char *yaml, size_t len, const char *name, kr_config *out,
-                          char *err, size_t errlen)
+int kr_config_load_string_sections(const char *yaml, size_t len, const char *name,
+                                   const kr_config_section *const *sections, size_t n,
+                                   kr_config *out, char *err, size_t errlen)
 {
     kr_config c;
-    kr_cfg_fill_defaults(&c);
     if (!name)
         name = "<string>";
+    kr_cfg_ctx x = {.name = name, .cfg = &c, .err = err, .errlen = errlen};
+    int rc = kr_cfg_fill_defaults(&x, sections, n);
+    if (rc) {
+        memset(out, 0, sizeof(*out));
+        return rc;
+    }
     c.path = kr_xstrdup(name);
     if (!yaml)
         yaml = "";
-    kr_cfg_ctx x = {.name = name, .cfg = &c, .err = err, .errlen = errlen};
     yaml_parser_t parser;
-    int rc;
     if (!yaml_parser_initialize(&parser)) {
         rc = kr_cfg_fail(&x, 1, "out of memory while reading YAML");
     } else {
@@ -1015,6 +1206,12 @@ int kr_config_load_string(const char *yaml, size_t len, const char *name, kr_con
     kr_cfg_resolve(&c);
     *out = c;
     return 0;
+}
+
+int kr_config_load_string(const char *yaml, size_t len, const char *name, kr_config *out,
+                          char *err, size_t errlen)
+{
+    return kr_config_load_string_sections(yaml, len, name, NULL, 0, out, err, errlen);
 }
 
 /* Whole file into memory; 0 or an errno value. */
@@ -1054,7 +1251,8 @@ static int kr_cfg_read_file(const char *path, char **data, size_t *len)
     return 0;
 }
 
-int kr_config_load(const char *path, kr_config *out, char *err, size_t errlen)
+int kr_config_load_sections(const char *path, const kr_config_section *const *sections,
+                            size_t n, kr_config *out, char *err, size_t errlen)
 {
     char *data = NULL;
     size_t len = 0;
@@ -1066,26 +1264,40 @@ int kr_config_load(const char *path, kr_config *out, char *err, size_t errlen)
         memset(out, 0, sizeof(*out));
         return KR_ECONFIG;
     }
-    int rc = kr_config_load_string(data, len, path, out, err, errlen);
+    int rc = kr_config_load_string_sections(data, len, path, sections, n, out, err, errlen);
     free(data);
     return rc;
+}
+
+int kr_config_load(const char *path, kr_config *out, char *err, size_t errlen)
+{
+    return kr_config_load_sections(path, NULL, 0, out, err, errlen);
 }
 
 void kr_config_free(kr_config *c)
 {
     if (!c)
         return;
-    for (size_t i = 0; i < KR_CFG_KEY_COUNT; i++) {
-        const kr_cfg_key *k = &kr_cfg_keys[i];
-        if (kr_cfg_is_list(k))
-            kr_cfg_list_clear(c, k);
-        else if (k->type == KR_CFG_HOSTMAP)
-            kr_cfg_hosts_clear(c, k);
-        else if (k->type == KR_CFG_STRING)
-            free(*(char **)((char *)c + k->offset));
+    kr_cfg_slot k;
+    for (size_t i = 0; kr_cfg_slot_at(c, i, &k, NULL); i++) {
+        if (kr_cfg_is_list(&k))
+            kr_cfg_list_clear(&k);
+        else if (k.key->type == KR_CONFIG_HOSTMAP)
+            kr_cfg_hosts_clear(&k);
+        else if (k.key->type == KR_CONFIG_STRING)
+            free(*(char **)((char *)k.base + k.key->offset));
     }
+    kr_cfg_drop_blocks(c);
     free(c->path);
     memset(c, 0, sizeof(*c));
+}
+
+const void *kr_config_section_get(const kr_config *c, const kr_config_section *s)
+{
+    for (size_t j = 0; c && j < c->section_count; j++)
+        if (c->sections[j].section == s)
+            return c->sections[j].data;
+    return NULL;
 }
 
 char *kr_config_data_path(const kr_config *c, const char *p)
@@ -1121,4 +1333,21 @@ bool kr_config_serves(const kr_config *c, const char *domain)
 const char *kr_config_key_name(size_t i)
 {
     return i < KR_CFG_KEY_COUNT ? kr_cfg_keys[i].path : NULL;
+}
+
+const char *kr_config_key_name_sections(size_t i, const kr_config_section *const *sections,
+                                        size_t n, char buf[KR_CONFIG_PATH_MAX])
+{
+    if (i < KR_CFG_KEY_COUNT)
+        return kr_cfg_keys[i].path;
+    i -= KR_CFG_KEY_COUNT;
+    for (size_t j = 0; j < n; j++) {
+        if (i < sections[j]->key_count) {
+            snprintf(buf, KR_CONFIG_PATH_MAX, "%s.%s", sections[j]->name,
+                     sections[j]->keys[i].path);
+            return buf;
+        }
+        i -= sections[j]->key_count;
+    }
+    return NULL;
 }

@@ -438,6 +438,18 @@ def config_seeds():
         "quoted-escapes": "data_dir: \"/tmp/\\x00\\u2028x\"\n",
         "unterminated": "domains: [example.com\n",
         "bad-indent": "limits:\n    max_depth: 3\n  max_attributes: 4\n",
+        # The module sections fuzz_config.c passes ("fuzzmod" twice, one key under "limits").
+        "section": "fuzzmod:\n  enabled: no\n  small: 255\n  big: 1\n  mode: off\n"
+                   "  greeting: hi\n  motd:\n  store: sqlite\n"
+                   "  domains: [MUC.Example.org., \"[::1]\"]\n  tags: [a, b]\n"
+                   "  listen: [\"[::]:5347\"]\n  peers: {Other.Example: \"192.0.2.1:5269\"}\n"
+                   "  queue:\n    depth: 64\n  rooms: 100\nlimits:\n  fuzz_streams: 1\n"
+                   "  max_depth: 8\n",
+        "section-empty": "fuzzmod:\nlimits: {}\n",
+        "section-typo": "fuzzmod:\n  enabeld: true\n",
+        "section-name-typo": "fuzmod:\n  rooms: 3\n",
+        "section-bounds": "fuzzmod:\n  big: 18446744073709551616\n  queue: {depth: 0}\n",
+        "section-dup": "fuzzmod:\n  rooms: 1\nfuzzmod:\n  small: 1\n",
     }
     for name, s in variants.items():
         write("config", name, s)

@@ -4,7 +4,10 @@
  * shipped examples/kurierd.yml and docs/configuration.md against the key table,
  * every class of error with its exact "NAME:LINE: sentence." message, listen
  * address forms (RFC 6120 §5 STARTTLS, XEP-0368 direct TLS), domain
- * preparation (RFC 7622 §3.2), and the path and domain helpers.
+ * preparation (RFC 7622 §3.2), the path and domain helpers, and module
+ * sections: a fake module with a key of every type (defaults, values, bounds,
+ * suggestions, freeing), sections sharing a name, and the mistakes in section
+ * tables that every load reports.
  * The source tree is found from __FILE__: absolute as is, or relative to the
  * directory the compiler ran in, which is the directory holding this test's
  * executable (meson's build directory); KURIER_SOURCE_ROOT overrides both.
@@ -15,11 +18,14 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <limits.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <yaml.h>
 
@@ -1056,6 +1062,586 @@ static void free_of_zeroed_config_is_harmless(void **state)
     assert_true(all_zero(&c));
 }
 
+/* ---- module sections ---- */
+
+/* A module's own configuration, with a field of every type a key can fill. */
+typedef enum fake_mode { FAKE_OFF, FAKE_ON, FAKE_AUTO } fake_mode;
+
+typedef struct fake_config {
+    bool enabled;
+    unsigned max_messages;
+    uint8_t small;
+    uint64_t big;
+    fake_mode mode;
+    char *greeting;
+    char *motd;
+    char *store;
+    char **domains;
+    size_t domain_count;
+    char **tags;
+    size_t tag_count;
+    kr_listen_list listen;
+    kr_host_map peers;
+    uint16_t depth;
+} fake_config;
+
+static const char *const fake_modes[] = {"off", "on", "auto", NULL};
+static const char *const fake_stores[] = {"memory", "sqlite", NULL};
+
+static const kr_config_key fake_keys[] = {
+    KR_CONFIG_FLAG(fake_config, "enabled", enabled, "true"),
+    KR_CONFIG_NUM(fake_config, "max_messages", max_messages, 1, 1000, "500"),
+    KR_CONFIG_NUM(fake_config, "small", small, 0, 255, "7"),
+    KR_CONFIG_NUM(fake_config, "big", big, 1, UINT64_MAX, "18446744073709551615"),
+    KR_CONFIG_PICK(fake_config, "mode", mode, fake_modes, "auto"),
+    KR_CONFIG_STR(fake_config, "greeting", greeting, "hello"),
+    KR_CONFIG_OPT(fake_config, "motd", motd, ""),
+    KR_CONFIG_WORD(fake_config, "store", store, fake_stores, "memory"),
+    KR_CONFIG_NAMES(fake_config, "domains", domains, domain_count, 1, kr_config_domain_check,
+                    "conference.localhost,upload.localhost"),
+    KR_CONFIG_NAMES(fake_config, "tags", tags, tag_count, 0, NULL, ""),
+    KR_CONFIG_ADDRS(fake_config, "listen", listen, "127.0.0.1:5347"),
+    KR_CONFIG_HOSTS(fake_config, "peers", peers),
+    KR_CONFIG_NUM(fake_config, "queue.depth", depth, 1, 64, "8"),
+};
+
+static const kr_config_section fake_section = KR_CONFIG_SECTION("fakemod", fake_config, fake_keys);
+static const kr_config_section *const fake_only[] = {&fake_section};
+
+/* Two modules with keys under one name. */
+typedef struct alpha_config {
+    bool alpha;
+} alpha_config;
+typedef struct beta_config {
+    unsigned beta;
+    char *gamma;
+} beta_config;
+static const kr_config_key alpha_keys[] = {
+    KR_CONFIG_FLAG(alpha_config, "alpha", alpha, "true"),
+};
+static const kr_config_key beta_keys[] = {
+    KR_CONFIG_NUM(beta_config, "beta", beta, 1, 10, "2"),
+    KR_CONFIG_STR(beta_config, "gamma", gamma, "g"),
+};
+static const kr_config_section alpha_section =
+    KR_CONFIG_SECTION("shared", alpha_config, alpha_keys);
+static const kr_config_section beta_section =
+    KR_CONFIG_SECTION("shared", beta_config, beta_keys);
+static const kr_config_section *const shared_pair[] = {&alpha_section, &beta_section};
+
+static int load_with(const char *yaml, const kr_config_section *const *s, size_t n, kr_config *c)
+{
+    err[0] = '\0';
+    return kr_config_load_string_sections(yaml, strlen(yaml), "t.yml", s, n, c, err, sizeof(err));
+}
+
+static void expect_ok_with(const char *yaml, const kr_config_section *const *s, size_t n,
+                           kr_config *c)
+{
+    if (load_with(yaml, s, n, c) != 0)
+        fail_msg("unexpected error: %s", err);
+}
+
+static void expect_error_with(const char *yaml, const kr_config_section *const *s, size_t n,
+                              const char *message)
+{
+    kr_config c;
+    memset(&c, 0xa5, sizeof(c));
+    assert_int_equal(load_with(yaml, s, n, &c), KR_ECONFIG);
+    assert_string_equal(err, message);
+    assert_true(all_zero(&c));
+    kr_config_free(&c);
+}
+
+static void expect_fake_error(const char *yaml, const char *message)
+{
+    expect_error_with(yaml, fake_only, 1, message);
+}
+
+static const fake_config *fake_get(const kr_config *c)
+{
+    const fake_config *f = kr_config_section_get(c, &fake_section);
+    assert_non_null(f);
+    return f;
+}
+
+/* The values fake_keys gives, written out independently of the table. */
+static void assert_fake_defaults(const fake_config *f)
+{
+    assert_true(f->enabled);
+    assert_int_equal(f->max_messages, 500);
+    assert_int_equal(f->small, 7);
+    assert_true(f->big == UINT64_MAX);
+    assert_int_equal(f->mode, FAKE_AUTO);
+    assert_string_equal(f->greeting, "hello");
+    assert_string_equal(f->motd, "");
+    assert_string_equal(f->store, "memory");
+    assert_int_equal(f->domain_count, 2);
+    assert_string_equal(f->domains[0], "conference.localhost");
+    assert_string_equal(f->domains[1], "upload.localhost");
+    assert_int_equal(f->tag_count, 0);
+    assert_null(f->tags);
+    assert_int_equal(f->listen.count, 1);
+    assert_string_equal(f->listen.items[0].host, "127.0.0.1");
+    assert_int_equal(f->listen.items[0].port, 5347);
+    assert_int_equal(f->peers.count, 0);
+    assert_int_equal(f->depth, 8);
+}
+
+static void section_defaults_apply_when_the_file_omits_it(void **state)
+{
+    kr_config c;
+    expect_ok_with("workers: 2\n", fake_only, 1, &c);
+    assert_fake_defaults(fake_get(&c));
+    assert_int_equal(c.workers, 2);
+    assert_int_equal(c.section_count, 1);
+    kr_config_free(&c);
+}
+
+static void empty_module_section_gives_its_defaults(void **state)
+{
+    static const char *const yaml[] = {"fakemod:\n", "fakemod: ~\n", "fakemod: {}\n"};
+    for (size_t i = 0; i < sizeof(yaml) / sizeof(yaml[0]); i++) {
+        kr_config c;
+        expect_ok_with(yaml[i], fake_only, 1, &c);
+        assert_fake_defaults(fake_get(&c));
+        kr_config_free(&c);
+    }
+}
+
+static void defaults_with_sections_match_an_empty_file(void **state)
+{
+    kr_config d, c;
+    kr_config_defaults_sections(&d, fake_only, 1);
+    assert_documented_defaults(&d);
+    assert_null(d.path);
+    assert_fake_defaults(fake_get(&d));
+    expect_ok_with("", fake_only, 1, &c);
+    assert_config_equal(&c, &d);
+    kr_config_free(&c);
+    kr_config_free(&d);
+    assert_true(all_zero(&d));
+}
+
+static void every_section_key_is_applied(void **state)
+{
+    kr_config c;
+    expect_ok_with("fakemod:\n"
+                   "  enabled: no\n"
+                   "  max_messages: 1000\n"
+                   "  small: 255\n"
+                   "  big: 1\n"
+                   "  mode: off\n"
+                   "  greeting: \"good day\"\n"
+                   "  motd: Welcome\n"
+                   "  store: sqlite\n"
+                   "  domains: [MUC.Example.ORG., \"[::1]\"]\n"
+                   "  tags: [a, b c]\n"
+                   "  listen: [\"[::]:15347\", \"10.0.0.1:1\"]\n"
+                   "  peers:\n"
+                   "    Other.Example: \"192.0.2.7:5269\"\n"
+                   "  queue:\n"
+                   "    depth: 64\n"
+                   "workers: 3\n",
+                   fake_only, 1, &c);
+    const fake_config *f = fake_get(&c);
+    assert_false(f->enabled);
+    assert_int_equal(f->max_messages, 1000);
+    assert_int_equal(f->small, 255);
+    assert_true(f->big == 1);
+    assert_int_equal(f->mode, FAKE_OFF);
+    assert_string_equal(f->greeting, "good day");
+    assert_string_equal(f->motd, "Welcome");
+    assert_string_equal(f->store, "sqlite");
+    assert_int_equal(f->domain_count, 2);
+    assert_string_equal(f->domains[0], "muc.example.org");
+    assert_string_equal(f->domains[1], "[::1]");
+    assert_int_equal(f->tag_count, 2);
+    assert_string_equal(f->tags[0], "a");
+    assert_string_equal(f->tags[1], "b c");
+    assert_int_equal(f->listen.count, 2);
+    assert_string_equal(f->listen.items[0].host, "::");
+    assert_int_equal(f->listen.items[0].port, 15347);
+    assert_string_equal(f->listen.items[1].host, "10.0.0.1");
+    assert_int_equal(f->peers.count, 1);
+    assert_string_equal(f->peers.items[0].domain, "other.example");
+    assert_int_equal(f->peers.items[0].addr.port, 5269);
+    assert_int_equal(f->depth, 64);
+    assert_int_equal(c.workers, 3);
+    assert_int_equal(c.limits.max_depth, 64);
+    kr_config_free(&c);
+}
+
+static void section_get_is_null_for_a_section_not_loaded(void **state)
+{
+    kr_config c;
+    expect_ok("", &c);
+    assert_null(kr_config_section_get(&c, &fake_section));
+    assert_int_equal(c.section_count, 0);
+    assert_null(c.sections);
+    kr_config_free(&c);
+    expect_ok_with("", fake_only, 1, &c);
+    assert_null(kr_config_section_get(&c, &alpha_section));
+    kr_config_free(&c);
+    assert_null(kr_config_section_get(&c, &fake_section)); /* zeroed by kr_config_free */
+}
+
+static void section_values_out_of_bounds_name_file_and_line(void **state)
+{
+    expect_fake_error("fakemod:\n  enabled: yes\n  max_messages: 0\n",
+                      "t.yml:3: \"fakemod.max_messages\" must be between 1 and 1000, not \"0\".");
+    expect_fake_error("fakemod:\n  max_messages: 1001\n",
+                      "t.yml:2: \"fakemod.max_messages\" must be between 1 and 1000, not "
+                      "\"1001\".");
+    expect_fake_error("fakemod:\n  small: 256\n",
+                      "t.yml:2: \"fakemod.small\" must be between 0 and 255, not \"256\".");
+    expect_fake_error("fakemod:\n  big: 18446744073709551616\n",
+                      "t.yml:2: \"fakemod.big\" must be between 1 and 18446744073709551615, not "
+                      "\"18446744073709551616\".");
+    expect_fake_error("fakemod:\n  max_messages: ten\n",
+                      "t.yml:2: \"fakemod.max_messages\" must be a whole number, not \"ten\".");
+    expect_fake_error("fakemod:\n  enabled: on\n",
+                      "t.yml:2: \"fakemod.enabled\" must be true, false, yes or no, not \"on\".");
+    expect_fake_error("fakemod:\n  mode: maybe\n",
+                      "t.yml:2: \"fakemod.mode\" must be off, on or auto, not \"maybe\".");
+    expect_fake_error("fakemod:\n  store: disk\n",
+                      "t.yml:2: \"fakemod.store\" must be memory or sqlite, not \"disk\".");
+    expect_fake_error("fakemod:\n  greeting: ''\n",
+                      "t.yml:2: \"fakemod.greeting\" must not be empty.");
+    expect_fake_error("fakemod:\n  greeting: [a]\n",
+                      "t.yml:2: \"fakemod.greeting\" must be a string, not a list.");
+    expect_fake_error("fakemod:\n  domains: []\n",
+                      "t.yml:2: \"fakemod.domains\" must not be an empty list.");
+    expect_fake_error("fakemod:\n  domains:\n    - a.example\n    - \"bad domain\"\n",
+                      "t.yml:4: \"fakemod.domains\" entry \"bad domain\" is not a valid domain "
+                      "name: use only letters a-z, digits, '-' and '.'.");
+    expect_fake_error("fakemod:\n  domains: [a.example, A.Example]\n",
+                      "t.yml:2: \"fakemod.domains\" lists \"a.example\" twice.");
+    expect_fake_error("fakemod:\n  tags: [x, [y]]\n",
+                      "t.yml:2: \"fakemod.tags\" entries must be strings, not a list.");
+    expect_fake_error("fakemod:\n  listen: [\"localhost:1\"]\n",
+                      "t.yml:2: \"fakemod.listen\" entry \"localhost:1\" is not a listen address; "
+                      "write \"IPv4:port\" or \"[IPv6]:port\" with a port from 1 to 65535.");
+    expect_fake_error("fakemod:\n  peers:\n    a.example: 5269\n",
+                      "t.yml:3: \"fakemod.peers\" entry \"a.example\": \"5269\" is not an "
+                      "address; write \"IPv4:port\" or \"[IPv6]:port\" with a port from 1 to "
+                      "65535.");
+    expect_fake_error("fakemod:\n  queue:\n    depth: 65\n",
+                      "t.yml:3: \"fakemod.queue.depth\" must be between 1 and 64, not \"65\".");
+    expect_fake_error("workers: 1\nfakemod: 5\n",
+                      "t.yml:2: \"fakemod\" must be a mapping of keys, not \"5\".");
+}
+
+static void section_error_in_a_file_names_the_file_and_line(void **state)
+{
+    char *path = temp_file("workers: 1\nfakemod:\n  small: -1\n");
+    kr_config c;
+    int rc = kr_config_load_sections(path, fake_only, 1, &c, err, sizeof(err));
+    unlink(path);
+    assert_int_equal(rc, KR_ECONFIG);
+    char want[256];
+    snprintf(want, sizeof(want), "%s:3: \"fakemod.small\" must be a whole number, not \"-1\".",
+             path);
+    assert_string_equal(err, want);
+    assert_true(all_zero(&c));
+    free(path);
+}
+
+static void unknown_key_in_a_section_suggests_closest(void **state)
+{
+    expect_fake_error("fakemod:\n  enabeld: true\n",
+                      "t.yml:2: unknown key \"fakemod.enabeld\" (did you mean \"enabled\"?).");
+    expect_fake_error("fakemod:\n  queue:\n    dpeth: 3\n",
+                      "t.yml:3: unknown key \"fakemod.queue.dpeth\" (did you mean \"depth\"?).");
+    expect_fake_error("fakemod:\n  qeue: {}\n",
+                      "t.yml:2: unknown key \"fakemod.qeue\" (did you mean \"queue\"?).");
+    expect_fake_error("fakemod:\n  frobnicate: 1\n",
+                      "t.yml:2: unknown key \"fakemod.frobnicate\".");
+    /* A core key is not a section key. */
+    expect_fake_error("fakemod:\n  max_depth: 8\n", "t.yml:2: unknown key \"fakemod.max_depth\".");
+}
+
+static void unknown_top_level_key_may_suggest_a_section(void **state)
+{
+    expect_fake_error("workers: 1\nfakmod:\n  enabled: true\n",
+                      "t.yml:2: unknown key \"fakmod\" (did you mean \"fakemod\"?).");
+    /* Without the section, the name is unknown and far from every core key. */
+    expect_error("fakemod:\n  enabled: true\n", "t.yml:1: unknown key \"fakemod\".");
+}
+
+static void duplicate_key_in_a_section_is_rejected(void **state)
+{
+    expect_fake_error("fakemod:\n  small: 1\n  small: 2\n",
+                      "t.yml:3: duplicate key \"fakemod.small\" (first given on line 2).");
+    expect_fake_error("fakemod:\n  small: 1\nworkers: 1\nfakemod:\n  big: 2\n",
+                      "t.yml:4: duplicate key \"fakemod\" (first given on line 1).");
+}
+
+static void sections_may_share_one_name(void **state)
+{
+    kr_config c;
+    expect_ok_with("shared:\n  gamma: x\n  alpha: false\n  beta: 10\n", shared_pair, 2, &c);
+    const alpha_config *a = kr_config_section_get(&c, &alpha_section);
+    const beta_config *b = kr_config_section_get(&c, &beta_section);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_false(a->alpha);
+    assert_int_equal(b->beta, 10);
+    assert_string_equal(b->gamma, "x");
+    kr_config_free(&c);
+    expect_ok_with("", shared_pair, 2, &c);
+    a = kr_config_section_get(&c, &alpha_section);
+    b = kr_config_section_get(&c, &beta_section);
+    assert_true(a->alpha);
+    assert_int_equal(b->beta, 2);
+    assert_string_equal(b->gamma, "g");
+    kr_config_free(&c);
+    /* Suggestions and messages see the keys of both. */
+    expect_error_with("shared:\n  alpah: true\n", shared_pair, 2,
+                      "t.yml:2: unknown key \"shared.alpah\" (did you mean \"alpha\"?).");
+    expect_error_with("shared:\n  alpha: true\n  betta: 1\n", shared_pair, 2,
+                      "t.yml:3: unknown key \"shared.betta\" (did you mean \"beta\"?).");
+    expect_error_with("shared:\n  beta: 11\n", shared_pair, 2,
+                      "t.yml:2: \"shared.beta\" must be between 1 and 10, not \"11\".");
+    expect_error_with("shared:\n  alpha: true\n  alpha: false\n", shared_pair, 2,
+                      "t.yml:3: duplicate key \"shared.alpha\" (first given on line 2).");
+}
+
+typedef struct rooms_config {
+    unsigned rooms;
+} rooms_config;
+static const kr_config_key rooms_keys[] = {
+    KR_CONFIG_NUM(rooms_config, "rooms_per_account", rooms, 1, 100, "10"),
+};
+
+static void a_section_may_add_keys_to_a_core_section(void **state)
+{
+    static const kr_config_section limits_rooms =
+        KR_CONFIG_SECTION("limits", rooms_config, rooms_keys);
+    static const kr_config_section *const s[] = {&limits_rooms};
+    kr_config c;
+    expect_ok_with("limits:\n  max_depth: 9\n  rooms_per_account: 3\n", s, 1, &c);
+    assert_int_equal(c.limits.max_depth, 9);
+    const rooms_config *r = kr_config_section_get(&c, &limits_rooms);
+    assert_int_equal(r->rooms, 3);
+    kr_config_free(&c);
+    expect_error_with("limits:\n  rooms_per_acount: 3\n", s, 1,
+                      "t.yml:2: unknown key \"limits.rooms_per_acount\" (did you mean "
+                      "\"rooms_per_account\"?).");
+}
+
+typedef struct one_config {
+    bool x;
+    uint8_t level;
+    char **names;
+    size_t name_count;
+} one_config;
+
+static void key_declared_twice_across_sections_is_reported(void **state)
+{
+    static const kr_config_key keys_a[] = {KR_CONFIG_FLAG(one_config, "x", x, "true")};
+    static const kr_config_key keys_b[] = {
+        KR_CONFIG_NUM(one_config, "level", level, 1, 9, "1"),
+        KR_CONFIG_FLAG(one_config, "x", x, "false"),
+    };
+    static const kr_config_section a = KR_CONFIG_SECTION("twice", one_config, keys_a);
+    static const kr_config_section b = KR_CONFIG_SECTION("twice", one_config, keys_b);
+    static const kr_config_section *const s[] = {&a, &b};
+    static const char *const want = "t.yml: bug in kurierd's configuration tables: key "
+                                    "\"twice.x\" is declared twice.";
+    expect_error_with("", s, 2, want);
+    expect_error_with("twice:\n  level: 3\n", s, 2, want);
+    /* The same section passed twice declares all its keys twice. */
+    static const kr_config_section *const same[] = {&a, &a};
+    expect_error_with("", same, 2, want);
+    /* A file that cannot be read says so first; one that can gets the table's error. */
+    kr_config c;
+    char *path = temp_file("workers: 1\n");
+    int rc = kr_config_load_sections(path, s, 2, &c, err, sizeof(err));
+    unlink(path);
+    assert_int_equal(rc, KR_ECONFIG);
+    char full[256];
+    snprintf(full, sizeof(full), "%s%s", path, want + strlen("t.yml"));
+    assert_string_equal(err, full);
+    assert_true(all_zero(&c));
+    free(path);
+}
+
+static void section_key_clashing_with_a_core_key_is_reported(void **state)
+{
+    static const kr_config_key keys[] = {KR_CONFIG_FLAG(one_config, "enabled", x, "true")};
+    static const kr_config_section offline = KR_CONFIG_SECTION("offline", one_config, keys);
+    static const kr_config_section *const s[] = {&offline};
+    expect_error_with("", s, 1,
+                      "t.yml: bug in kurierd's configuration tables: key \"offline.enabled\" is "
+                      "declared twice.");
+}
+
+static void section_named_like_a_core_key_is_reported(void **state)
+{
+    static const kr_config_key keys[] = {KR_CONFIG_FLAG(one_config, "x", x, "true")};
+    static const kr_config_section workers = KR_CONFIG_SECTION("workers", one_config, keys);
+    static const kr_config_section *const s[] = {&workers};
+    expect_error_with("", s, 1,
+                      "t.yml: bug in kurierd's configuration tables: key \"workers.x\" is "
+                      "declared under \"workers\", which is itself a key.");
+}
+
+static void broken_section_tables_are_reported(void **state)
+{
+    static const kr_config_key bad_default[] = {
+        KR_CONFIG_NUM(one_config, "level", level, 1, 9, "0")};
+    static const kr_config_key too_big[] = {
+        KR_CONFIG_NUM(one_config, "level", level, 1, 300, "1")};
+    static const kr_config_key empty_list[] = {
+        KR_CONFIG_NAMES(one_config, "names", names, name_count, 1, NULL, "")};
+    static const kr_config_key bad_entry[] = {
+        KR_CONFIG_NAMES(one_config, "names", names, name_count, 1, kr_config_domain_check,
+                        "a.example,not a domain")};
+    static const kr_config_key bad_path[] = {KR_CONFIG_FLAG(one_config, "Big..x", x, "true")};
+    static const kr_config_key no_path[] = {
+        {.path = NULL, .type = KR_CONFIG_BOOL, .size = sizeof(bool), .def = "true"}};
+    static const kr_config_key outside[] = {
+        {.path = "x", .type = KR_CONFIG_BOOL, .offset = sizeof(one_config), .size = 1,
+         .def = "true"}};
+    static const kr_config_key nested[] = {
+        KR_CONFIG_FLAG(one_config, "q", x, "true"),
+        KR_CONFIG_NUM(one_config, "q.level", level, 1, 9, "1"),
+    };
+    static const kr_config_key ok[] = {KR_CONFIG_FLAG(one_config, "x", x, "true")};
+    static const struct {
+        kr_config_section section;
+        const char *why;
+    } cases[] = {
+        {KR_CONFIG_SECTION("broken", one_config, bad_default),
+         "the default of \"broken.level\" must be between 1 and 9, not \"0\""},
+        {KR_CONFIG_SECTION("broken", one_config, too_big),
+         "key \"broken.level\": its maximum does not fit its field"},
+        {KR_CONFIG_SECTION("broken", one_config, empty_list),
+         "the default of \"broken.names\" must not be an empty list"},
+        {KR_CONFIG_SECTION("broken", one_config, bad_entry),
+         "the default of \"broken.names\" entry \"not a domain\" is not a valid domain name: "
+         "use only letters a-z, digits, '-' and '.'"},
+        {KR_CONFIG_SECTION("broken", one_config, bad_path),
+         "key \"broken.Big..x\": its path is not lower-case names joined by dots"},
+        {KR_CONFIG_SECTION("broken", one_config, no_path),
+         "key \"broken.\": its path is not lower-case names joined by dots"},
+        {KR_CONFIG_SECTION("broken", one_config, outside),
+         "key \"broken.x\": its field lies outside the struct it fills"},
+        {KR_CONFIG_SECTION("broken", one_config, nested),
+         "key \"broken.q.level\" is declared under \"broken.q\", which is itself a key"},
+        {KR_CONFIG_SECTION("Broken", one_config, ok),
+         "section name \"Broken\" is not lower-case letters, digits and '_'"},
+        {KR_CONFIG_SECTION("", one_config, ok),
+         "section name \"\" is not lower-case letters, digits and '_'"},
+        {{.name = "broken", .keys = ok, .key_count = 0, .size = sizeof(one_config)},
+         "section \"broken\" declares no keys"},
+        {{.name = "broken", .keys = ok, .key_count = 1, .size = 0},
+         "section \"broken\" has no struct to fill (size 0)"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const kr_config_section *s[] = {&fake_section, &cases[i].section};
+        char want[400];
+        snprintf(want, sizeof(want), "t.yml: bug in kurierd's configuration tables: %s.",
+                 cases[i].why);
+        expect_error_with("fakemod:\n  small: 1\n", s, 2, want);
+    }
+    const kr_config_section *null_one[] = {&fake_section, NULL};
+    expect_error_with("", null_one, 2,
+                      "t.yml: bug in kurierd's configuration tables: section 1 is NULL.");
+}
+
+/* kr_config_defaults_sections has nowhere to report a broken table: it stops the program. */
+static void defaults_with_a_broken_section_abort(void **state)
+{
+    static const kr_config_key keys[] = {KR_CONFIG_FLAG(one_config, "enabled", x, "true")};
+    static const kr_config_section offline = KR_CONFIG_SECTION("offline", one_config, keys);
+    static const kr_config_section *const s[] = {&offline};
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        if (null >= 0)
+            dup2(null, STDERR_FILENO);
+        kr_config c;
+        kr_config_defaults_sections(&c, s, 1);
+        _exit(0);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGABRT);
+}
+
+static void free_releases_section_strings_and_lists(void **state)
+{
+    /* Every allocation a section can hold, defaults replaced and replaced again; LeakSanitizer
+     * reports whatever kr_config_free misses when the test program ends. */
+    kr_config c;
+    expect_ok_with("fakemod:\n"
+                   "  greeting: one\n"
+                   "  motd: two\n"
+                   "  store: sqlite\n"
+                   "  domains: [a.example, b.example, c.example]\n"
+                   "  tags: [x, y]\n"
+                   "  listen: [\"127.0.0.1:1\", \"127.0.0.1:2\"]\n"
+                   "  peers: {a.example: \"127.0.0.1:3\", b.example: \"127.0.0.1:4\"}\n"
+                   "shared:\n"
+                   "  gamma: three\n",
+                   (const kr_config_section *const[]){&fake_section, &alpha_section,
+                                                      &beta_section},
+                   3, &c);
+    assert_int_equal(c.section_count, 3);
+    assert_int_equal(fake_get(&c)->peers.count, 2);
+    kr_config_free(&c);
+    assert_true(all_zero(&c));
+    assert_null(kr_config_section_get(&c, &fake_section));
+    kr_config_free(&c); /* twice is harmless */
+    /* A load that fails after the defaults (strings, lists) were written frees them too. */
+    expect_fake_error("fakemod:\n  tags: [x]\n  greeting: [y]\n",
+                      "t.yml:3: \"fakemod.greeting\" must be a string, not a list.");
+}
+
+static void key_names_list_core_keys_then_section_keys(void **state)
+{
+    char buf[KR_CONFIG_PATH_MAX];
+    size_t core = 0;
+    while (kr_config_key_name(core))
+        core++;
+    assert_true(core >= 19);
+    for (size_t i = 0; i < core; i++)
+        assert_string_equal(kr_config_key_name_sections(i, shared_pair, 2, buf),
+                            kr_config_key_name(i));
+    assert_null(kr_config_key_name_sections(core, NULL, 0, buf));
+    assert_string_equal(kr_config_key_name_sections(core, shared_pair, 2, buf), "shared.alpha");
+    assert_string_equal(kr_config_key_name_sections(core + 1, shared_pair, 2, buf), "shared.beta");
+    assert_string_equal(kr_config_key_name_sections(core + 2, shared_pair, 2, buf),
+                        "shared.gamma");
+    assert_null(kr_config_key_name_sections(core + 3, shared_pair, 2, buf));
+    size_t n = 0;
+    const char *last = NULL;
+    for (const char *name; (name = kr_config_key_name_sections(n, fake_only, 1, buf)); n++)
+        last = name;
+    assert_int_equal(n, core + sizeof(fake_keys) / sizeof(fake_keys[0]));
+    assert_string_equal(last, "fakemod.queue.depth");
+}
+
+static void example_file_loads_with_module_sections(void **state)
+{
+    char *path = source_file("examples/kurierd.yml");
+    kr_config c, d;
+    int rc = kr_config_load_sections(path, fake_only, 1, &c, err, sizeof(err));
+    if (rc)
+        fail_msg("examples/kurierd.yml: %s", err);
+    kr_config_defaults(&d);
+    assert_config_equal(&c, &d);
+    assert_fake_defaults(fake_get(&c));
+    kr_config_free(&c);
+    kr_config_free(&d);
+    free(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1128,6 +1714,26 @@ int main(void)
         cmocka_unit_test(s2s_hosts_bad_address_names_file_and_line),
         cmocka_unit_test(s2s_hosts_bad_domain_and_duplicates_are_rejected),
         cmocka_unit_test(free_of_zeroed_config_is_harmless),
+        cmocka_unit_test(section_defaults_apply_when_the_file_omits_it),
+        cmocka_unit_test(empty_module_section_gives_its_defaults),
+        cmocka_unit_test(defaults_with_sections_match_an_empty_file),
+        cmocka_unit_test(every_section_key_is_applied),
+        cmocka_unit_test(section_get_is_null_for_a_section_not_loaded),
+        cmocka_unit_test(section_values_out_of_bounds_name_file_and_line),
+        cmocka_unit_test(section_error_in_a_file_names_the_file_and_line),
+        cmocka_unit_test(unknown_key_in_a_section_suggests_closest),
+        cmocka_unit_test(unknown_top_level_key_may_suggest_a_section),
+        cmocka_unit_test(duplicate_key_in_a_section_is_rejected),
+        cmocka_unit_test(sections_may_share_one_name),
+        cmocka_unit_test(a_section_may_add_keys_to_a_core_section),
+        cmocka_unit_test(key_declared_twice_across_sections_is_reported),
+        cmocka_unit_test(section_key_clashing_with_a_core_key_is_reported),
+        cmocka_unit_test(section_named_like_a_core_key_is_reported),
+        cmocka_unit_test(broken_section_tables_are_reported),
+        cmocka_unit_test(defaults_with_a_broken_section_abort),
+        cmocka_unit_test(free_releases_section_strings_and_lists),
+        cmocka_unit_test(key_names_list_core_keys_then_section_keys),
+        cmocka_unit_test(example_file_loads_with_module_sections),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

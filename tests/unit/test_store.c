@@ -1,13 +1,20 @@
 /* SPDX-License-Identifier: AGPL-3.0-or-later
  *
- * Unit tests of the SQLite store (src/store/sqlite.c): account create, get,
- * update, delete and list with their error codes, durability across close and
- * reopen, KR_ELOCKED under another connection's write lock, schema creation
- * and migration checks (including from a version-1 file), kr_account_from_password,
- * and the per-user tables: rosters with their version counter, offline messages with
- * their quota, XML documents, block lists, and their removal with the account. Each test works in
- * its own temporary directory, removed afterwards. The busy timeout is shortened with
- * KURIER_STORE_BUSY_MS so lock tests take milliseconds.
+ * Unit tests of the store (src/store: store.c's contract checks, the SQLite
+ * driver sqlite.c, the transitional feature functions of compat.c): account
+ * create, get, update, delete and list with their error codes, durability
+ * across close and reopen, KR_ELOCKED under another connection's write lock,
+ * schema creation and migration (from a version-1 file, and from a version-2
+ * file with rows in every feature table into the generic stores, checked row by
+ * row), kr_account_from_password; the generic map and archive stores and
+ * transactions called directly (byte-order prefixes with pattern characters,
+ * quotas, every query filter, store-name checks, cascades on account delete,
+ * snapshots, two connections on two threads); and, through compat.c, the
+ * behaviour the server relies on: rosters with their version counter, offline
+ * messages with their quota, XML documents, block lists, and their removal with
+ * the account. Each test works in its own temporary directory, removed
+ * afterwards. The busy timeout is shortened with KURIER_STORE_BUSY_MS so lock
+ * tests take milliseconds.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -474,29 +481,42 @@ static void put_item(kr_store *s, const char *user, const char *contact, char **
     assert_int_equal(kr_store_roster_put(s, user, &it, version), 0);
 }
 
-static long long count_rows(sqlite3 *db, const char *table, const char *user)
+/* Rows of user in a table (and, when store is not NULL, in that store), read with SQL. */
+static long long count_rows(sqlite3 *db, const char *table, const char *store, const char *user)
 {
     char sql[160];
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM %s WHERE user = ?1", table);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM %s WHERE user = ?1%s", table,
+             store ? " AND store = ?2" : "");
     sqlite3_stmt *st;
     assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC), SQLITE_OK);
+    if (store)
+        assert_int_equal(sqlite3_bind_text(st, 2, store, -1, SQLITE_STATIC), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     long long v = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
     return v;
 }
 
-static void test_schema_version_is_2_with_per_user_tables(void **state)
+#define LEGACY_TABLES                                                                              \
+    "('roster_items', 'roster_groups', 'roster_versions', 'offline_messages', 'xml_documents',"   \
+    " 'block_list')"
+
+static void test_schema_version_is_3_with_generic_tables_only(void **state)
 {
     fixture *f = *state;
     kr_store_close(open_ok(f));
     sqlite3 *db = raw_open(f);
-    assert_int_equal(raw_int(db, "SELECT version FROM schema_version WHERE id = 1"), 2);
+    assert_int_equal(raw_int(db, "SELECT version FROM schema_version WHERE id = 1"), 3);
     assert_int_equal(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND"
-                                 " name IN ('roster_items', 'roster_groups', 'roster_versions',"
-                                 " 'offline_messages', 'xml_documents', 'block_list')"),
-                     6);
+                                 " name IN ('module_map', 'module_archive')"),
+                     2);
+    assert_int_equal(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name IN " LEGACY_TABLES),
+                     0);
+    /* The cascade and the per-user queries are index ranges: each index leads with user. */
+    assert_int_equal(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND"
+                                 " tbl_name = 'module_archive' AND sql LIKE '%(user, store,%'"),
+                     3);
     sqlite3_close(db);
 }
 
@@ -534,7 +554,7 @@ static void test_open_migrates_version_1_file_keeping_accounts(void **state)
     kr_store_close(s);
 
     db = raw_open(f);
-    assert_int_equal(raw_int(db, "SELECT version FROM schema_version WHERE id = 1"), 2);
+    assert_int_equal(raw_int(db, "SELECT version FROM schema_version WHERE id = 1"), 3);
     sqlite3_close(db);
 }
 
@@ -697,7 +717,7 @@ static void test_roster_remove_drops_item_and_its_groups(void **state)
     kr_roster_item_clear(&got);
     kr_store_close(s);
     sqlite3 *db = raw_open(f);
-    assert_int_equal(count_rows(db, "roster_groups", "alice@localhost"), 0);
+    assert_int_equal(count_rows(db, "module_map", "roster", "alice@localhost"), 1);
     sqlite3_close(db);
 }
 
@@ -893,7 +913,7 @@ static void test_offline_push_is_on_disk_after_return(void **state)
     assert_int_equal(kr_store_offline_push(s, "alice@localhost", "<m/>", 4, 42, 10), 0);
     /* Another connection sees the committed row while s is still open. */
     sqlite3 *db = raw_open(f);
-    assert_int_equal(count_rows(db, "offline_messages", "alice@localhost"), 1);
+    assert_int_equal(count_rows(db, "module_archive", "offline", "alice@localhost"), 1);
     sqlite3_close(db);
     kr_store_close(s);
 }
@@ -1029,18 +1049,18 @@ static void test_account_delete_removes_every_row_of_that_user_only(void **state
     fill_user(s, "bob@localhost");
     assert_int_equal(kr_store_account_delete(s, "alice@localhost"), 0);
 
-    const char *tables[] = {"roster_items",     "roster_groups", "roster_versions",
-                            "offline_messages", "xml_documents", "block_list"};
+    /* Bob keeps his roster item, roster version, vCard and block entry (four map rows) and his
+     * offline message. */
     sqlite3 *db = raw_open(f);
-    for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
-        assert_int_equal(count_rows(db, tables[i], "alice@localhost"), 0);
-        assert_int_equal(count_rows(db, tables[i], "bob@localhost"), 1);
-    }
+    assert_int_equal(count_rows(db, "module_map", NULL, "alice@localhost"), 0);
+    assert_int_equal(count_rows(db, "module_archive", NULL, "alice@localhost"), 0);
+    assert_int_equal(count_rows(db, "module_map", NULL, "bob@localhost"), 4);
+    assert_int_equal(count_rows(db, "module_archive", NULL, "bob@localhost"), 1);
     /* Every table with a user column is covered above. */
     assert_int_equal(raw_int(db, "SELECT count(*) FROM sqlite_master m,"
                                  " pragma_table_info(m.name) p"
                                  " WHERE m.type = 'table' AND p.name = 'user'"),
-                     6);
+                     2);
     sqlite3_close(db);
 
     /* A new account under the same name starts from nothing. */
@@ -1101,7 +1121,7 @@ int main(void)
         T(test_open_needing_migration_under_other_lock_returns_elocked),
         T(test_open_of_current_schema_under_other_lock_succeeds),
         T(test_malformed_credentials_are_refused),
-        T(test_schema_version_is_2_with_per_user_tables),
+        T(test_schema_version_is_3_with_generic_tables_only),
         T(test_open_migrates_version_1_file_keeping_accounts),
         T(test_roster_of_new_user_is_empty_with_version_0),
         T(test_roster_put_then_get_returns_every_field),

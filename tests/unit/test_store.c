@@ -24,6 +24,7 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1093,6 +1094,767 @@ static void test_new_writes_under_other_exclusive_lock_return_elocked(void **sta
     kr_store_close(s);
 }
 
+/* ---- the generic stores, called directly ----------------------------------------------- */
+
+typedef struct map_rows {
+    char text[512]; /* "key=value;" per row, values as given (tests use printable ones) */
+    int count;
+    int stop_after; /* return stop_value after this many rows; 0 = never */
+    int stop_value;
+} map_rows;
+
+static int collect_row(void *ud, const char *key, const char *value, size_t len)
+{
+    map_rows *r = ud;
+    size_t used = strlen(r->text);
+    snprintf(r->text + used, sizeof r->text - used, "%s=%.*s;", key, (int)len, value);
+    r->count++;
+    return r->stop_after && r->count == r->stop_after ? r->stop_value : 0;
+}
+
+static map_rows list_map(kr_store *s, const char *store, const char *user, const char *prefix)
+{
+    map_rows r = {"", 0, 0, 0};
+    assert_int_equal(kr_store_map_list(s, store, user, prefix, collect_row, &r), 0);
+    return r;
+}
+
+static void test_map_put_get_replace_delete_and_missing(void **state)
+{
+    fixture *f = *state;
+    kr_store *s = open_with_users(f);
+    const char bin[] = {'a', '\0', '\xff', '\0'};
+    char *v = (char *)1;
+    size_t len = 99;
+    assert_int_equal(kr_store_map_get(s, "kv", "alice@localhost", "", &v, &len), KR_ENOENT);
+    assert_null(v);
+    assert_int_equal(len, 0);
+    assert_int_equal(kr_store_map_put(s, "kv", "alice@localhost", "", bin, sizeof bin), 0);
+    assert_int_equal(kr_store_map_get(s, "kv", "alice@localhost", "", &v, &len), 0);
+    assert_int_equal(len, sizeof bin);
+    assert_memory_equal(v, bin, sizeof bin);
+    assert_int_equal(v[len], '\0');
+    free(v);
+    /* len may be NULL; a replace keeps one row. */
+    assert_int_equal(kr_store_map_put(s, "kv", "alice@localhost", "", "new", 3), 0);
+    assert_int_equal(kr_store_map_get(s, "kv", "alice@localhost", "", &v, NULL), 0);
+    assert_string_equal(v, "new");
+    free(v);
+    /* An empty value is a value, not an absent key. */
+    assert_int_equal(kr_store_map_put(s, "kv", "alice@localhost", "empty", NULL, 0), 0);
+    assert_int_equal(kr_store_map_get(s, "kv", "alice@localhost", "empty", &v, &len), 0);
+    assert_int_equal(len, 0);
+    assert_string_equal(v, "");
+    free(v);
+    size_t n = 0;
+    assert_int_equal(kr_store_map_count(s, "kv", "alice@localhost", &n), 0);
+    assert_int_equal(n, 2);
+    /* Same key, other store or other user: separate rows. */
+    assert_int_equal(kr_store_map_get(s, "kv2", "alice@localhost", "", &v, &len), KR_ENOENT);
+    assert_int_equal(kr_store_map_get(s, "kv", "bob@localhost", "", &v, &len), KR_ENOENT);
+    assert_int_equal(kr_store_map_delete(s, "kv", "alice@localhost", ""), 0);
+    assert_int_equal(kr_store_map_delete(s, "kv", "alice@localhost", ""), 0); /* absent: fine */
+    assert_int_equal(kr_store_map_get(s, "kv", "alice@localhost", "", &v, &len), KR_ENOENT);
+    assert_int_equal(kr_store_map_count(s, "kv", "alice@localhost", &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(kr_store_map_put(s, "kv", "alice@localhost", "x", NULL, 1), KR_EINVAL);
+    assert_int_equal(kr_store_map_put(s, "kv", "alice@localhost", NULL, "v", 1), KR_EINVAL);
+    assert_int_equal(kr_store_map_get(s, "kv", "alice@localhost", NULL, &v, &len), KR_EINVAL);
+    kr_store_close(s);
+}
+
+static void test_map_writes_for_a_missing_account_return_enoent(void **state)
+{
+    fixture *f = *state;
+    kr_store *s = open_with_users(f);
+    int64_t id = 5;
+    assert_int_equal(kr_store_map_put(s, "kv", "ghost@localhost", "k", "v", 1), KR_ENOENT);
+    assert_non_null(strstr(kr_store_errmsg(s), "account"));
+    assert_int_equal(kr_store_archive_append(s, "log", "ghost@localhost", 1, NULL, "d", 1, 0, &id),
+                     KR_ENOENT);
+    assert_int_equal(id, 5);
+    assert_int_equal(kr_store_archive_append(s, "log", "ghost@localhost", 1, NULL, "d", 1, 3, &id),
+                     KR_ENOENT);
+    /* Deletes and reads of a missing account find nothing and fail nothing. */
+    assert_int_equal(kr_store_map_delete(s, "kv", "ghost@localhost", NULL), 0);
+    assert_int_equal(kr_store_archive_delete_upto(s, "log", "ghost@localhost", INT64_MAX), 0);
+    map_rows r = list_map(s, "kv", "ghost@localhost", NULL);
+    assert_int_equal(r.count, 0);
+    kr_store_close(s);
+}
+
+static void put_keys(kr_store *s, const char *store, const char *user, const char *const *keys,
+                     size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(kr_store_map_put(s, store, user, keys[i], keys[i], strlen(keys[i])), 0);
+}
+
+static void test_map_list_is_in_byte_order_and_prefix_is_literal(void **state)
+{
+    fixture *f = *state;
+    kr_store *s = open_with_users(f);
+    /* '%' 0x25 < '_' 0x5f < 'b' 0x62 < 0xc3 < 0xff */
+    const char *const keys[] = {"b",  "ab", "a_", "a%", "a",  "\xc3\xa9", "\xff\xff", "\xff",
+                                "\xff\xffz", "A", "",   "a_b"};
+    put_keys(s, "m", "alice@localhost", keys, sizeof keys / sizeof keys[0]);
+    assert_int_equal(kr_store_map_put(s, "m", "bob@localhost", "a", "bob", 3), 0);
+    assert_int_equal(kr_store_map_put(s, "other", "alice@localhost", "a", "other", 5), 0);
+
+    map_rows r = list_map(s, "m", "alice@localhost", NULL);
+    assert_int_equal(r.count, 12);
+    assert_string_equal(r.text, "=;A=A;a=a;a%=a%;a_=a_;a_b=a_b;ab=ab;b=b;\xc3\xa9=\xc3\xa9;"
+                                "\xff=\xff;\xff\xff=\xff\xff;\xff\xffz=\xff\xffz;");
+    r = list_map(s, "m", "alice@localhost", "");
+    assert_int_equal(r.count, 12);
+    r = list_map(s, "m", "alice@localhost", "a");
+    assert_string_equal(r.text, "a=a;a%=a%;a_=a_;a_b=a_b;ab=ab;");
+    /* Pattern characters of LIKE and GLOB match only themselves. */
+    r = list_map(s, "m", "alice@localhost", "a_");
+    assert_string_equal(r.text, "a_=a_;a_b=a_b;");
+    r = list_map(s, "m", "alice@localhost", "a%");
+    assert_string_equal(r.text, "a%=a%;");
+    r = list_map(s, "m", "alice@localhost", "%");
+    assert_int_equal(r.count, 0);
+    r = list_map(s, "m", "alice@localhost", "a*");
+    assert_int_equal(r.count, 0);
+    /* Case matters; a prefix longer than every key finds nothing. */
+    r = list_map(s, "m", "alice@localhost", "A");
+    assert_string_equal(r.text, "A=A;");
+    r = list_map(s, "m", "alice@localhost", "abc");
+    assert_int_equal(r.count, 0);
+    /* Prefixes ending in 0xff bytes have no simple upper bound. */
+    r = list_map(s, "m", "alice@localhost", "\xff");
+    assert_string_equal(r.text, "\xff=\xff;\xff\xff=\xff\xff;\xff\xffz=\xff\xffz;");
+    r = list_map(s, "m", "alice@localhost", "\xff\xff");
+    assert_string_equal(r.text, "\xff\xff=\xff\xff;\xff\xffz=\xff\xffz;");
+    r = list_map(s, "m", "alice@localhost", "\xc3");
+    assert_string_equal(r.text, "\xc3\xa9=\xc3\xa9;");
+    kr_store_close(s);
+}
+
+static void test_map_list_stops_with_the_callbacks_value(void **state)
+{
+    fixture *f = *state;
+    kr_store *s = open_with_users(f);
+    const char *const keys[] = {"k1", "k2", "k3", "k4"};
+    put_keys(s, "m", "alice@localhost", keys, 4);
+    map_rows r = {"", 0, 2, 7};
+    assert_int_equal(kr_store_map_list(s, "m", "alice@localhost", NULL, collect_row, &r), 7);
+    assert_int_equal(r.count, 2);
+    map_rows e = {"", 0, 3, KR_EPARSE};
+    assert_int_equal(kr_store_map_list(s, "m", "alice@localhost", "k", collect_row, &e),
+                     KR_EPARSE);
+    assert_int_equal(e.count, 3);
+    /* The statement was released: the next walk starts from the beginning. */
+    r = list_map(s, "m", "alice@localhost", NULL);
+    assert_int_equal(r.count, 4);
+    assert_int_equal(kr_store_map_list(s, "m", "alice@localhost", NULL, NULL, NULL), KR_EINVAL);
+    kr_store_close(s);
+}
+
+static void test_map_size_sums_value_bytes_of_a_literal_byte_prefix(void **state)
+{
+    fixture *f = *state;
+    kr_store *s = open_with_users(f);
+    assert_int_equal(kr_store_map_put(s, "p", "alice@localhost", "ns a", "12345", 5), 0);
+    assert_int_equal(kr_store_map_put(s, "p", "alice@localhost", "ns b", "\0\0\0", 3), 0);
+    assert_int_equal(kr_store_map_put(s, "p", "alice@localhost", "nsX", "1234567", 7), 0);
+    assert_int_equal(kr_store_map_put(s, "p", "alice@localhost", "n%", "12", 2), 0);
+    assert_int_equal(kr_store_map_put(s, "p", "alice@localhost", "n_", "1", 1), 0);
+    assert_int_equal(kr_store_map_put(s, "p", "alice@localhost", "\xc3\xa9", "\xc3\xa9", 2), 0);
+    assert_int_equal(kr_store_map_put(s, "p", "bob@localhost", "ns a", "1234567890", 10), 0);
+    assert_int_equal(kr_store_map_put(s, "q", "alice@localhost", "ns a", "1234567890", 10), 0);
+    size_t bytes = 99;
+    assert_int_equal(kr_store_map_size(s, "p", "alice@localhost", "ns ", &bytes), 0);
+    assert_int_equal(bytes, 8);
+    assert_int_equal(kr_store_map_size(s, "p", "alice@localhost", "ns", &bytes), 0);
+    assert_int_equal(bytes, 15);
+    assert_int_equal(kr_store_map_size(s, "p", "alice@localhost", NULL, &bytes), 0);
+    assert_int_equal(bytes, 20);
+    assert_int_equal(kr_store_map_size(s, "p", "alice@localhost", "", &bytes), 0);
+    assert_int_equal(bytes, 20);
+    /* '%' and '_' are themselves: "n%" and "n_" each match one key, not "ns ..." */
+    assert_int_equal(kr_store_map_size(s, "p", "alice@localhost", "n%", &bytes), 0);
+    assert_int_equal(bytes, 2);
+    assert_int_equal(kr_store_map_size(s, "p", "alice@localhost", "n_", &bytes), 0);
+    assert_int_equal(bytes, 1);
+    assert_int_equal(kr_store_map_size(s, "p", "alice@localhost", "%", &bytes), 0);
+    assert_int_equal(bytes, 0);
+    assert_int_equal(kr_store_map_size(s, "p", "alice@localhost", "_s", &bytes), 0);
+    assert_int_equal(bytes, 0);
+    /* Bytes, not characters. */
+    assert_int_equal(kr_store_map_size(s, "p", "alice@localhost", "\xc3", &bytes), 0);
+    assert_int_equal(bytes, 2);
+    assert_int_equal(kr_store_map_size(s, "p", "carol@localhost", "", &bytes), 0);
+    assert_int_equal(bytes, 0);
+    kr_store_close(s);
+}
+
+static void test_map_delete_all_is_per_user_and_store(void **state)
+{
+    fixture *f = *state;
+    kr_store *s = open_with_users(f);
+    const char *const keys[] = {"x", "y", "z"};
+    put_keys(s, "m", "alice@localhost", keys, 3);
+    put_keys(s, "n", "alice@localhost", keys, 3);
+    put_keys(s, "m", "bob@localhost", keys, 3);
+    assert_int_equal(kr_store_map_delete(s, "m", "alice@localhost", NULL), 0);
+    size_t n = 9;
+    assert_int_equal(kr_store_map_count(s, "m", "alice@localhost", &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(kr_store_map_count(s, "n", "alice@localhost", &n), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(kr_store_map_count(s, "m", "bob@localhost", &n), 0);
+    assert_int_equal(n, 3);
+    kr_store_close(s);
+}
+
+static void test_store_names_and_arguments_are_checked(void **state)
+{
+    fixture *f = *state;
+    kr_store *s = open_with_users(f);
+    const char *const bad[] = {"", "Roster", "ro-ster", "ro ster", "r\xc3\xa9", "a.b",
+                               "a23456789012345678901234567890123", NULL};
+    const char *const good[] = {"a", "roster_meta", "a_1", "0", "a2345678901234567890123456789012"};
+    char *v;
+    size_t n;
+    int64_t id;
+    kr_store_archive_filter q = {.max = 10};
+    kr_store_archive_entry *e;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *st = bad[i];
+        assert_int_equal(kr_store_map_get(s, st, "alice@localhost", "k", &v, NULL), KR_EINVAL);
+        assert_int_equal(kr_store_map_put(s, st, "alice@localhost", "k", "v", 1), KR_EINVAL);
+        assert_int_equal(kr_store_map_delete(s, st, "alice@localhost", "k"), KR_EINVAL);
+        assert_int_equal(kr_store_map_delete(s, st, "alice@localhost", NULL), KR_EINVAL);
+        assert_int_equal(kr_store_map_list(s, st, "alice@localhost", NULL, collect_row, NULL),
+                         KR_EINVAL);
+        assert_int_equal(kr_store_map_count(s, st, "alice@localhost", &n), KR_EINVAL);
+        assert_int_equal(kr_store_map_size(s, st, "alice@localhost", "", &n), KR_EINVAL);
+        assert_int_equal(
+            kr_store_archive_append(s, st, "alice@localhost", 1, NULL, "d", 1, 0, &id), KR_EINVAL);
+        assert_int_equal(kr_store_archive_query(s, st, "alice@localhost", &q, &e, &n), KR_EINVAL);
+        assert_int_equal(kr_store_archive_delete_upto(s, st, "alice@localhost", 9), KR_EINVAL);
+        assert_int_equal(kr_store_archive_count(s, st, "alice@localhost", &n), KR_EINVAL);
+    }
+    assert_non_null(strstr(kr_store_errmsg(s), "store name"));
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        assert_int_equal(kr_store_map_put(s, good[i], "alice@localhost", "k", "v", 1), 0);
+        assert_int_equal(
+            kr_store_archive_append(s, good[i], "alice@localhost", 1, NULL, "d", 1, 0, &id), 0);
+    }
+    /* A NULL user or query, max 0 and negative id bounds. */
+    assert_int_equal(kr_store_map_put(s, "m", NULL, "k", "v", 1), KR_EINVAL);
+    assert_int_equal(kr_store_archive_count(s, "a", NULL, &n), KR_EINVAL);
+    assert_int_equal(kr_store_archive_query(s, "a", "alice@localhost", NULL, &e, &n), KR_EINVAL);
+    q.max = 0;
+    assert_int_equal(kr_store_archive_query(s, "a", "alice@localhost", &q, &e, &n), KR_EINVAL);
+    q.max = 1;
+    q.after_id = -1;
+    assert_int_equal(kr_store_archive_query(s, "a", "alice@localhost", &q, &e, &n), KR_EINVAL);
+    q.after_id = 0;
+    q.before_id = -5;
+    assert_int_equal(kr_store_archive_query(s, "a", "alice@localhost", &q, &e, &n), KR_EINVAL);
+    assert_int_equal(kr_store_archive_append(s, "a", "alice@localhost", 1, NULL, NULL, 1, 0, &id),
+                     KR_EINVAL);
+    assert_int_equal(kr_store_archive_count(s, "a", "alice@localhost", &n), 0);
+    assert_int_equal(n, 1);
+    kr_store_close(s);
+}
+
+/* Append one entry and return its id. */
+static int64_t append(kr_store *s, const char *store, const char *user, int64_t stamp,
+                      const char *with, const char *data)
+{
+    int64_t id = 0;
+    assert_int_equal(
+        kr_store_archive_append(s, store, user, stamp, with, data, strlen(data), 0, &id), 0);
+    assert_true(id > 0);
+    return id;
+}
+
+/* The data of the entries q returns, as "data,data,". */
+static void query_text(kr_store *s, const char *user, const kr_store_archive_filter *q,
+                       char *out, size_t outlen)
+{
+    kr_store_archive_entry *e = (kr_store_archive_entry *)1;
+    size_t n = 99;
+    assert_int_equal(kr_store_archive_query(s, "mam", user, q, &e, &n), 0);
+    out[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        size_t used = strlen(out);
+        snprintf(out + used, outlen - used, "%s,", e[i].data);
+    }
+    if (n == 0)
+        assert_null(e);
+    kr_store_archive_entries_free(e, n);
+}
+
+static void test_archive_append_and_query_return_every_field(void **state)
+{
+    fixture *f = *state;
+    kr_store *s = open_with_users(f);
+    const char bin[] = {'<', 'm', '>', '\0', '\xff', '<', '/', 'm', '>'};
+    int64_t id1 = 0, id2 = 0;
+    assert_int_equal(kr_store_archive_append(s, "mam", "alice@localhost", 1700000000123,
+                                             "bob@localhost", bin, sizeof bin, 0, &id1),
+                     0);
+    assert_int_equal(
+        kr_store_archive_append(s, "mam", "alice@localhost", -5, NULL, NULL, 0, 0, &id2), 0);
+    assert_true(id2 > id1);
+    assert_int_equal(kr_store_archive_append(s, "mam", "alice@localhost", 1, NULL, "x", 1, 0, NULL),
+                     0);
+    kr_store_archive_filter q = {.max = 2};
+    kr_store_archive_entry *e;
+    size_t n;
+    assert_int_equal(kr_store_archive_query(s, "mam", "alice@localhost", &q, &e, &n), 0);
+    assert_int_equal(n, 2);
+    assert_true(e[0].id == id1);
+    assert_true(e[0].stamp == 1700000000123);
+    assert_string_equal(e[0].with, "bob@localhost");
+    assert_int_equal(e[0].len, sizeof bin);
+    assert_memory_equal(e[0].data, bin, sizeof bin);
+    assert_int_equal(e[0].data[sizeof bin], '\0');
+    assert_true(e[1].id == id2);
+    assert_true(e[1].stamp == -5);
+    assert_null(e[1].with);
+    assert_int_equal(e[1].len, 0);
+    assert_string_equal(e[1].data, "");
+    kr_store_archive_entries_free(e, n);
+    kr_store_archive_entries_free(NULL, 0);
+    kr_store_close(s);
+}
+
+static void test_archive_query_applies_every_filter(void **state)
+{
+    fixture *f = *state;
+    kr_store *s = open_with_users(f);
+    /* Stamps out of id order on purpose: filters on stamps must not assume id order. */
+    int64_t id[7];
+    id[0] = append(s, "mam", "alice@localhost", 1000, "bob@localhost", "m0");
+    id[1] = append(s, "mam", "alice@localhost", 2000, "carol@localhost", "m1");
+    id[2] = append(s, "mam", "bob@localhost", 2500, "alice@localhost", "bob's");
+    id[3] = append(s, "mam", "alice@localhost", 3000, "bob@localhost", "m3");
+    id[4] = append(s, "other", "alice@localhost", 3500, "bob@localhost", "other store");
+    id[5] = append(s, "mam", "alice@localhost", 2500, NULL, "m5");
+    id[6] = append(s, "mam", "alice@localhost", 5000, "bob@localhost/phone", "m6");
+    for (int i = 1; i < 7; i++)
+        assert_true(id[i] > id[i - 1]);
+    char t[256];
+    kr_store_archive_filter q = {.max = 100};
+    query_text(s, "alice@localhost", &q, t, sizeof t);
+    assert_string_equal(t, "m0,m1,m3,m5,m6,");
+    q.newest_first = true;
+    query_text(s, "alice@localhost", &q, t, sizeof t);
+    assert_string_equal(t, "m6,m5,m3,m1,m0,");
+    /* max: the oldest max, or the newest max newest first. */
+    q.max = 2;
+    query_text(s, "alice@localhost", &q, t, sizeof t);
+    assert_string_equal(t, "m6,m5,");
+    q.newest_first = false;
+    query_text(s, "alice@localhost", &q, t, sizeof t);
+    assert_string_equal(t, "m0,m1,");
+    /* Id bounds are exclusive. */
+    q = (kr_store_archive_filter){.max = 100, .after_id = id[1]};
+    query_text(s, "alice@localhost", &q, t, sizeof t);
+    assert_string_equal(t, "m3,m5,m6,");
+    q = (kr_store_archive_filter){.max = 100, .before_id = id[3]};
+    query_text(s, "alice@localhost", &q, t, sizeof t);
+    assert_string_equal(t, "m0,m1,");
+    q = (kr_store_archive_filter){.max = 100, .after_id = id[0], .before_id = id[5]};
+    query_text(s, "alice@localhost", &q, t, sizeof t);
+    assert_string_equal(t, "m1,m3,");
+    /* Paging backwards from the end, as XEP-0313 clients do with <before/>. */
+    q = (kr_store_archive_filter){.max = 2, .before_id = id[5], .newest_first = true};
+    query_text(s, "alice@localhost", &q, t, sizeof t);
+    assert_string_equal(t, "m3,m1,");
+    /* Stamp bounds are inclusive. */
+    q = (kr_store_archive_filter){.max = 100, .start = 2000};
+    query_text(s, "alice@localhost", &q, t, sizeof t);
+    assert_string_equal(t, "m1,m3,m5,m6,");
+    q = (kr_store_archive_filter){.max = 100, .end = 2500};
+    query_text(s, "alice@localhost", &q, t, sizeof t);
+    assert_string_equal(t, "m0,m1,m5,");
+    q = (kr_store_archive_filter){.max = 100, .start = 2001, .end = 3000};
+    query_text(s, "alice@localhost", &q, t, sizeof t);
+    assert_string_equal(t, "m3,m5,");
+    /* with: exact JID (a full JID is not its bare JID), never the NULL ones. */
+    q = (kr_store_archive_filter){.max = 100, .with = "bob@localhost"};
+    query_text(s, "alice@localhost", &q, t, sizeof t);
+    assert_string_equal(t, "m0,m3,");
+    q.newest_first = true;
+    q.max = 1;
+    query_text(s, "alice@localhost", &q, t, sizeof t);
+    assert_string_equal(t, "m3,");
+    q = (kr_store_archive_filter){.max = 100, .with = "bob@localhost/phone", .start = 4000};
+    query_text(s, "alice@localhost", &q, t, sizeof t);
+    assert_string_equal(t, "m6,");
+    /* Everything at once. */
+    q = (kr_store_archive_filter){.max = 1,
+                                  .after_id = id[0],
+                                  .before_id = id[6],
+                                  .start = 1500,
+                                  .end = 4000,
+                                  .with = "bob@localhost",
+                                  .newest_first = true};
+    query_text(s, "alice@localhost", &q, t, sizeof t);
+    assert_string_equal(t, "m3,");
+    q = (kr_store_archive_filter){.max = 100, .with = "nobody@localhost"};
+    query_text(s, "alice@localhost", &q, t, sizeof t);
+    assert_string_equal(t, "");
+    /* Another user's and another store's entries never show. */
+    q = (kr_store_archive_filter){.max = 100};
+    query_text(s, "bob@localhost", &q, t, sizeof t);
+    assert_string_equal(t, "bob's,");
+    kr_store_close(s);
+}
+
+static void test_archive_quota_refuses_without_writing(void **state)
+{
+    fixture *f = *state;
+    kr_store *s = open_with_users(f);
+    int64_t id = 0, last = 0;
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(
+            kr_store_archive_append(s, "q", "alice@localhost", i, NULL, "d", 1, 3, &id), 0);
+        last = id;
+    }
+    id = 77;
+    assert_int_equal(kr_store_archive_append(s, "q", "alice@localhost", 9, NULL, "x", 1, 3, &id),
+                     KR_ELIMIT);
+    assert_int_equal(id, 77);
+    assert_non_null(strstr(kr_store_errmsg(s), "quota"));
+    size_t n = 0;
+    assert_int_equal(kr_store_archive_count(s, "q", "alice@localhost", &n), 0);
+    assert_int_equal(n, 3);
+    /* A higher quota, no quota, another store and another user are not limited by it. */
+    assert_int_equal(kr_store_archive_append(s, "q", "alice@localhost", 9, NULL, "x", 1, 4, &id), 0);
+    assert_int_equal(kr_store_archive_append(s, "q", "alice@localhost", 9, NULL, "x", 1, 0, &id), 0);
+    assert_int_equal(kr_store_archive_append(s, "r", "alice@localhost", 9, NULL, "x", 1, 1, &id), 0);
+    assert_int_equal(kr_store_archive_append(s, "q", "bob@localhost", 9, NULL, "x", 1, 1, &id), 0);
+    assert_int_equal(kr_store_archive_count(s, "q", "alice@localhost", &n), 0);
+    assert_int_equal(n, 5);
+    /* Deleting makes room again; ids keep growing past deleted ones. */
+    assert_int_equal(kr_store_archive_delete_upto(s, "q", "alice@localhost", INT64_MAX), 0);
+    assert_int_equal(kr_store_archive_count(s, "q", "alice@localhost", &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(kr_store_archive_count(s, "r", "alice@localhost", &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(kr_store_archive_count(s, "q", "bob@localhost", &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(kr_store_archive_append(s, "q", "alice@localhost", 9, NULL, "x", 1, 1, &id), 0);
+    assert_true(id > last + 4);
+    kr_store_close(s);
+}
+
+static void test_archive_delete_upto_is_per_user_and_store(void **state)
+{
+    fixture *f = *state;
+    kr_store *s = open_with_users(f);
+    int64_t a1 = append(s, "mam", "alice@localhost", 1, NULL, "a1");
+    append(s, "mam", "bob@localhost", 2, NULL, "b1");
+    append(s, "other", "alice@localhost", 3, NULL, "o1");
+    int64_t a2 = append(s, "mam", "alice@localhost", 4, NULL, "a2");
+    append(s, "mam", "alice@localhost", 5, NULL, "a3");
+    /* Bob's and the other store's ids are inside the range: they stay. */
+    assert_int_equal(kr_store_archive_delete_upto(s, "mam", "alice@localhost", a2), 0);
+    char t[64];
+    kr_store_archive_filter q = {.max = 10};
+    query_text(s, "alice@localhost", &q, t, sizeof t);
+    assert_string_equal(t, "a3,");
+    query_text(s, "bob@localhost", &q, t, sizeof t);
+    assert_string_equal(t, "b1,");
+    size_t n = 0;
+    assert_int_equal(kr_store_archive_count(s, "other", "alice@localhost", &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(kr_store_archive_delete_upto(s, "mam", "alice@localhost", a1), 0);
+    assert_int_equal(kr_store_archive_count(s, "mam", "alice@localhost", &n), 0);
+    assert_int_equal(n, 1);
+    kr_store_close(s);
+}
+
+static void test_account_delete_removes_generic_rows_and_a_new_account_starts_empty(void **state)
+{
+    fixture *f = *state;
+    kr_store *s = open_with_users(f);
+    assert_int_equal(kr_store_map_put(s, "m1", "alice@localhost", "k", "v", 1), 0);
+    assert_int_equal(kr_store_map_put(s, "m2", "alice@localhost", "", "v", 1), 0);
+    append(s, "a1", "alice@localhost", 1, NULL, "d");
+    append(s, "a2", "alice@localhost", 1, "x@y", "d");
+    assert_int_equal(kr_store_map_put(s, "m1", "bob@localhost", "k", "v", 1), 0);
+    append(s, "a1", "bob@localhost", 1, NULL, "d");
+    assert_int_equal(kr_store_account_delete(s, "alice@localhost"), 0);
+    kr_account a = make_account(5);
+    assert_int_equal(kr_store_account_create(s, "alice@localhost", &a), 0);
+    size_t n = 9;
+    assert_int_equal(kr_store_map_count(s, "m1", "alice@localhost", &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(kr_store_map_count(s, "m2", "alice@localhost", &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(kr_store_archive_count(s, "a1", "alice@localhost", &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(kr_store_archive_count(s, "a2", "alice@localhost", &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(kr_store_map_count(s, "m1", "bob@localhost", &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(kr_store_archive_count(s, "a1", "bob@localhost", &n), 0);
+    assert_int_equal(n, 1);
+    kr_store_close(s);
+}
+
+/* ---- transactions ------------------------------------------------------------------------ */
+
+static void test_commit_publishes_writes_and_rollback_drops_them(void **state)
+{
+    fixture *f = *state;
+    kr_store *s = open_with_users(f);
+    kr_store *other = open_ok(f);
+    char *v;
+    size_t n = 0;
+    assert_int_equal(kr_store_begin(s), 0);
+    assert_int_equal(kr_store_map_put(s, "m", "alice@localhost", "k", "v1", 2), 0);
+    /* With a quota the append checks and inserts inside this transaction, not its own. */
+    assert_int_equal(kr_store_archive_append(s, "a", "alice@localhost", 1, NULL, "d", 1, 5, NULL),
+                     0);
+    assert_int_equal(kr_store_map_get(s, "m", "alice@localhost", "k", &v, NULL), 0); /* own write */
+    free(v);
+    /* Nothing is visible to another connection before the commit. */
+    assert_int_equal(kr_store_map_get(other, "m", "alice@localhost", "k", &v, NULL), KR_ENOENT);
+    assert_int_equal(kr_store_archive_count(other, "a", "alice@localhost", &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(kr_store_commit(s), 0);
+    assert_int_equal(kr_store_map_get(other, "m", "alice@localhost", "k", &v, NULL), 0);
+    assert_string_equal(v, "v1");
+    free(v);
+    assert_int_equal(kr_store_archive_count(other, "a", "alice@localhost", &n), 0);
+    assert_int_equal(n, 1);
+
+    assert_int_equal(kr_store_begin(s), 0);
+    assert_int_equal(kr_store_map_put(s, "m", "alice@localhost", "k", "v2", 2), 0);
+    assert_int_equal(kr_store_map_delete(s, "m", "alice@localhost", NULL), 0);
+    assert_int_equal(kr_store_archive_append(s, "a", "alice@localhost", 2, NULL, "e", 1, 0, NULL),
+                     0);
+    assert_int_equal(kr_store_archive_delete_upto(s, "a", "alice@localhost", INT64_MAX), 0);
+    assert_int_equal(kr_store_rollback(s), 0);
+    assert_int_equal(kr_store_map_get(s, "m", "alice@localhost", "k", &v, NULL), 0);
+    assert_string_equal(v, "v1");
+    free(v);
+    assert_int_equal(kr_store_archive_count(s, "a", "alice@localhost", &n), 0);
+    assert_int_equal(n, 1);
+    kr_store_close(other);
+    kr_store_close(s);
+}
+
+static void test_transaction_rules_are_enforced(void **state)
+{
+    fixture *f = *state;
+    kr_store *s = open_with_users(f);
+    assert_int_equal(kr_store_commit(s), KR_EINVAL);
+    assert_int_equal(kr_store_rollback(s), KR_EINVAL);
+    assert_int_equal(kr_store_begin(s), 0);
+    assert_int_equal(kr_store_begin(s), KR_EINVAL);
+    assert_int_equal(kr_store_begin_read(s), KR_EINVAL);
+    /* A failed call inside leaves the transaction open with what came before it. */
+    assert_int_equal(kr_store_map_put(s, "m", "alice@localhost", "k", "v", 1), 0);
+    assert_int_equal(kr_store_map_put(s, "m", "ghost@localhost", "k", "v", 1), KR_ENOENT);
+    assert_int_equal(kr_store_commit(s), 0);
+    size_t n = 0;
+    assert_int_equal(kr_store_map_count(s, "m", "alice@localhost", &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(kr_store_commit(s), KR_EINVAL);
+
+    /* No write inside a read transaction, accounts included. */
+    kr_account a = make_account(9);
+    assert_int_equal(kr_store_begin_read(s), 0);
+    assert_int_equal(kr_store_map_put(s, "m", "alice@localhost", "k2", "v", 1), KR_EINVAL);
+    assert_int_equal(kr_store_map_delete(s, "m", "alice@localhost", NULL), KR_EINVAL);
+    assert_int_equal(kr_store_archive_append(s, "a", "alice@localhost", 1, NULL, "d", 1, 0, NULL),
+                     KR_EINVAL);
+    assert_int_equal(kr_store_archive_delete_upto(s, "a", "alice@localhost", 1), KR_EINVAL);
+    assert_int_equal(kr_store_account_create(s, "carol@localhost", &a), KR_EINVAL);
+    assert_int_equal(kr_store_account_update(s, "alice@localhost", &a), KR_EINVAL);
+    assert_int_equal(kr_store_account_delete(s, "alice@localhost"), KR_EINVAL);
+    assert_int_equal(kr_store_map_count(s, "m", "alice@localhost", &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(kr_store_rollback(s), 0);
+    /* Accounts may be written inside a write transaction and go with it. */
+    assert_int_equal(kr_store_begin(s), 0);
+    assert_int_equal(kr_store_account_create(s, "carol@localhost", &a), 0);
+    assert_int_equal(kr_store_map_put(s, "m", "carol@localhost", "k", "v", 1), 0);
+    assert_int_equal(kr_store_rollback(s), 0);
+    kr_account got;
+    assert_int_equal(kr_store_account_get(s, "carol@localhost", &got), KR_ENOENT);
+    assert_int_equal(kr_store_map_count(s, "m", "carol@localhost", &n), 0);
+    assert_int_equal(n, 0);
+    kr_store_close(s);
+}
+
+static void test_write_transaction_holds_the_write_lock_until_it_ends(void **state)
+{
+    fixture *f = *state;
+    kr_store *s = open_with_users(f);
+    kr_store *other = open_ok(f);
+    assert_int_equal(kr_store_begin(s), 0);
+    /* The lock was taken at begin, before any write. */
+    assert_int_equal(kr_store_map_put(other, "m", "bob@localhost", "k", "v", 1), KR_ELOCKED);
+    assert_int_equal(kr_store_begin(other), KR_ELOCKED);
+    assert_int_equal(kr_store_commit(other), KR_EINVAL); /* the failed begin opened nothing */
+    /* Readers are not blocked (WAL). */
+    size_t n = 9;
+    assert_int_equal(kr_store_map_count(other, "m", "bob@localhost", &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(kr_store_commit(s), 0);
+    assert_int_equal(kr_store_map_put(other, "m", "bob@localhost", "k", "v", 1), 0);
+    kr_store_close(other);
+    kr_store_close(s);
+}
+
+static void test_read_transaction_sees_one_snapshot(void **state)
+{
+    fixture *f = *state;
+    kr_store *s = open_with_users(f);
+    kr_store *other = open_ok(f);
+    assert_int_equal(kr_store_map_put(s, "m", "alice@localhost", "k", "v1", 2), 0);
+    assert_int_equal(kr_store_begin_read(s), 0);
+    char *v;
+    assert_int_equal(kr_store_map_get(s, "m", "alice@localhost", "k", &v, NULL), 0);
+    assert_string_equal(v, "v1");
+    free(v);
+    /* Another connection writes meanwhile: it is not blocked, and s does not see it. */
+    assert_int_equal(kr_store_map_put(other, "m", "alice@localhost", "k", "v2", 2), 0);
+    append(other, "a", "alice@localhost", 1, NULL, "d");
+    assert_int_equal(kr_store_map_get(s, "m", "alice@localhost", "k", &v, NULL), 0);
+    assert_string_equal(v, "v1");
+    free(v);
+    size_t n = 9;
+    assert_int_equal(kr_store_archive_count(s, "a", "alice@localhost", &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(kr_store_commit(s), 0);
+    assert_int_equal(kr_store_map_get(s, "m", "alice@localhost", "k", &v, NULL), 0);
+    assert_string_equal(v, "v2");
+    free(v);
+    kr_store_close(other);
+    kr_store_close(s);
+}
+
+static void test_close_with_an_open_transaction_rolls_it_back(void **state)
+{
+    fixture *f = *state;
+    kr_store *s = open_with_users(f);
+    assert_int_equal(kr_store_begin(s), 0);
+    assert_int_equal(kr_store_map_put(s, "m", "alice@localhost", "k", "v", 1), 0);
+    kr_store_close(s);
+    s = open_ok(f);
+    size_t n = 9;
+    assert_int_equal(kr_store_map_count(s, "m", "alice@localhost", &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(kr_store_map_put(s, "m", "alice@localhost", "k", "v", 1), 0);
+    kr_store_close(s);
+}
+
+/* ---- two connections on two threads ------------------------------------------------------ */
+
+#define THREAD_ROUNDS 60
+
+typedef struct writer {
+    kr_store *s;
+    char tag;
+    int failures;
+    int64_t ids[THREAD_ROUNDS * 2];
+    size_t nids;
+} writer;
+
+static void *writer_main(void *arg)
+{
+    writer *w = arg;
+    for (int i = 0; i < THREAD_ROUNDS; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "%c%03d", w->tag, i);
+        int64_t id = 0;
+        if (kr_store_map_put(w->s, "shared", "alice@localhost", key, key, strlen(key)) != 0)
+            w->failures++;
+        if (kr_store_archive_append(w->s, "shared", "alice@localhost", i, NULL, key, strlen(key),
+                                    0, &id) == 0)
+            w->ids[w->nids++] = id;
+        else
+            w->failures++;
+        /* Every third round also a transaction with a quota check inside. */
+        if (i % 3 == 0) {
+            snprintf(key, sizeof key, "%c%03dtx", w->tag, i);
+            int rc = kr_store_begin(w->s);
+            if (rc == 0)
+                rc = kr_store_map_put(w->s, "shared", "alice@localhost", key, "t", 1);
+            if (rc == 0)
+                rc = kr_store_archive_append(w->s, "shared", "alice@localhost", i, "t", key,
+                                             strlen(key), 1000, &id);
+            if (rc == 0)
+                rc = kr_store_commit(w->s);
+            else
+                kr_store_rollback(w->s);
+            if (rc == 0)
+                w->ids[w->nids++] = id;
+            else
+                w->failures++;
+        }
+    }
+    return NULL;
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static void test_two_connections_write_from_two_threads_without_loss(void **state)
+{
+    fixture *f = *state;
+    kr_store_close(open_with_users(f));
+    /* Writers take turns: give each the default 5 s wait, not the tests' 100 ms. */
+    setenv("KURIER_STORE_BUSY_MS", "5000", 1);
+    writer w[2] = {{.s = open_ok(f), .tag = 'a'}, {.s = open_ok(f), .tag = 'b'}};
+    char ms[16];
+    snprintf(ms, sizeof ms, "%d", BUSY_MS);
+    setenv("KURIER_STORE_BUSY_MS", ms, 1);
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, writer_main, &w[i]), 0);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+    int per_thread = THREAD_ROUNDS + (THREAD_ROUNDS + 2) / 3;
+    assert_int_equal(w[0].failures, 0);
+    assert_int_equal(w[1].failures, 0);
+    assert_int_equal(w[0].nids, per_thread);
+    assert_int_equal(w[1].nids, per_thread);
+
+    kr_store *s = open_ok(f);
+    size_t n = 0;
+    assert_int_equal(kr_store_map_count(s, "shared", "alice@localhost", &n), 0);
+    assert_int_equal(n, 2 * per_thread);
+    assert_int_equal(kr_store_archive_count(s, "shared", "alice@localhost", &n), 0);
+    assert_int_equal(n, 2 * per_thread);
+    /* Every id handed out is distinct, and each is the id of what its thread stored. */
+    int64_t all[4 * THREAD_ROUNDS];
+    size_t total = 0;
+    for (int i = 0; i < 2; i++)
+        for (size_t j = 0; j < w[i].nids; j++)
+            all[total++] = w[i].ids[j];
+    qsort(all, total, sizeof all[0], cmp_id);
+    for (size_t i = 1; i < total; i++)
+        assert_true(all[i] > all[i - 1]);
+    kr_store_archive_filter q = {.max = 1000};
+    kr_store_archive_entry *e;
+    assert_int_equal(kr_store_archive_query(s, "shared", "alice@localhost", &q, &e, &n), 0);
+    assert_int_equal(n, total);
+    for (size_t i = 0; i < n; i++)
+        assert_true(e[i].id == all[i]);
+    kr_store_archive_entries_free(e, n);
+    kr_store_close(s);
+    kr_store_close(w[0].s);
+    kr_store_close(w[1].s);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -1145,6 +1907,24 @@ int main(void)
         T(test_block_remove_one_then_all),
         T(test_account_delete_removes_every_row_of_that_user_only),
         T(test_new_writes_under_other_exclusive_lock_return_elocked),
+        T(test_map_put_get_replace_delete_and_missing),
+        T(test_map_writes_for_a_missing_account_return_enoent),
+        T(test_map_list_is_in_byte_order_and_prefix_is_literal),
+        T(test_map_list_stops_with_the_callbacks_value),
+        T(test_map_size_sums_value_bytes_of_a_literal_byte_prefix),
+        T(test_map_delete_all_is_per_user_and_store),
+        T(test_store_names_and_arguments_are_checked),
+        T(test_archive_append_and_query_return_every_field),
+        T(test_archive_query_applies_every_filter),
+        T(test_archive_quota_refuses_without_writing),
+        T(test_archive_delete_upto_is_per_user_and_store),
+        T(test_account_delete_removes_generic_rows_and_a_new_account_starts_empty),
+        T(test_commit_publishes_writes_and_rollback_drops_them),
+        T(test_transaction_rules_are_enforced),
+        T(test_write_transaction_holds_the_write_lock_until_it_ends),
+        T(test_read_transaction_sees_one_snapshot),
+        T(test_close_with_an_open_transaction_rolls_it_back),
+        T(test_two_connections_write_from_two_threads_without_loss),
         cmocka_unit_test(test_account_from_password_derives_both_hashes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -34,7 +34,9 @@
 
 #include <sqlite3.h>
 
+#include "core/buf.h"
 #include "core/error.h"
+#include "core/record.h"
 #include "sasl/scram.h"
 #include "store/store.h"
 
@@ -500,7 +502,7 @@ static long long count_rows(sqlite3 *db, const char *table, const char *store, c
 }
 
 #define LEGACY_TABLES                                                                              \
-    "('roster_items', 'roster_groups', 'roster_versions', 'offline_messages', 'xml_documents',"   \
+    "('roster_items', 'roster_groups', 'roster_versions', 'offline_messages', 'xml_documents',"    \
     " 'block_list')"
 
 static void test_schema_version_is_3_with_generic_tables_only(void **state)
@@ -1195,8 +1197,8 @@ static void test_map_list_is_in_byte_order_and_prefix_is_literal(void **state)
     fixture *f = *state;
     kr_store *s = open_with_users(f);
     /* '%' 0x25 < '_' 0x5f < 'b' 0x62 < 0xc3 < 0xff */
-    const char *const keys[] = {"b",  "ab", "a_", "a%", "a",  "\xc3\xa9", "\xff\xff", "\xff",
-                                "\xff\xffz", "A", "",   "a_b"};
+    const char *const keys[] = {"b",        "ab",   "a_",        "a%", "a", "\xc3\xa9",
+                                "\xff\xff", "\xff", "\xff\xffz", "A",  "",  "a_b"};
     put_keys(s, "m", "alice@localhost", keys, sizeof keys / sizeof keys[0]);
     assert_int_equal(kr_store_map_put(s, "m", "bob@localhost", "a", "bob", 3), 0);
     assert_int_equal(kr_store_map_put(s, "other", "alice@localhost", "a", "other", 5), 0);
@@ -1243,8 +1245,7 @@ static void test_map_list_stops_with_the_callbacks_value(void **state)
     assert_int_equal(kr_store_map_list(s, "m", "alice@localhost", NULL, collect_row, &r), 7);
     assert_int_equal(r.count, 2);
     map_rows e = {"", 0, 3, KR_EPARSE};
-    assert_int_equal(kr_store_map_list(s, "m", "alice@localhost", "k", collect_row, &e),
-                     KR_EPARSE);
+    assert_int_equal(kr_store_map_list(s, "m", "alice@localhost", "k", collect_row, &e), KR_EPARSE);
     assert_int_equal(e.count, 3);
     /* The statement was released: the next walk starts from the beginning. */
     r = list_map(s, "m", "alice@localhost", NULL);
@@ -1314,8 +1315,14 @@ static void test_store_names_and_arguments_are_checked(void **state)
 {
     fixture *f = *state;
     kr_store *s = open_with_users(f);
-    const char *const bad[] = {"", "Roster", "ro-ster", "ro ster", "r\xc3\xa9", "a.b",
-                               "a23456789012345678901234567890123", NULL};
+    const char *const bad[] = {"",
+                               "Roster",
+                               "ro-ster",
+                               "ro ster",
+                               "r\xc3\xa9",
+                               "a.b",
+                               "a23456789012345678901234567890123",
+                               NULL};
     const char *const good[] = {"a", "roster_meta", "a_1", "0", "a2345678901234567890123456789012"};
     char *v;
     size_t n;
@@ -1332,8 +1339,8 @@ static void test_store_names_and_arguments_are_checked(void **state)
                          KR_EINVAL);
         assert_int_equal(kr_store_map_count(s, st, "alice@localhost", &n), KR_EINVAL);
         assert_int_equal(kr_store_map_size(s, st, "alice@localhost", "", &n), KR_EINVAL);
-        assert_int_equal(
-            kr_store_archive_append(s, st, "alice@localhost", 1, NULL, "d", 1, 0, &id), KR_EINVAL);
+        assert_int_equal(kr_store_archive_append(s, st, "alice@localhost", 1, NULL, "d", 1, 0, &id),
+                         KR_EINVAL);
         assert_int_equal(kr_store_archive_query(s, st, "alice@localhost", &q, &e, &n), KR_EINVAL);
         assert_int_equal(kr_store_archive_delete_upto(s, st, "alice@localhost", 9), KR_EINVAL);
         assert_int_equal(kr_store_archive_count(s, st, "alice@localhost", &n), KR_EINVAL);
@@ -1375,8 +1382,8 @@ static int64_t append(kr_store *s, const char *store, const char *user, int64_t 
 }
 
 /* The data of the entries q returns, as "data,data,". */
-static void query_text(kr_store *s, const char *user, const kr_store_archive_filter *q,
-                       char *out, size_t outlen)
+static void query_text(kr_store *s, const char *user, const kr_store_archive_filter *q, char *out,
+                       size_t outlen)
 {
     kr_store_archive_entry *e = (kr_store_archive_entry *)1;
     size_t n = 99;
@@ -1529,9 +1536,12 @@ static void test_archive_quota_refuses_without_writing(void **state)
     assert_int_equal(kr_store_archive_count(s, "q", "alice@localhost", &n), 0);
     assert_int_equal(n, 3);
     /* A higher quota, no quota, another store and another user are not limited by it. */
-    assert_int_equal(kr_store_archive_append(s, "q", "alice@localhost", 9, NULL, "x", 1, 4, &id), 0);
-    assert_int_equal(kr_store_archive_append(s, "q", "alice@localhost", 9, NULL, "x", 1, 0, &id), 0);
-    assert_int_equal(kr_store_archive_append(s, "r", "alice@localhost", 9, NULL, "x", 1, 1, &id), 0);
+    assert_int_equal(kr_store_archive_append(s, "q", "alice@localhost", 9, NULL, "x", 1, 4, &id),
+                     0);
+    assert_int_equal(kr_store_archive_append(s, "q", "alice@localhost", 9, NULL, "x", 1, 0, &id),
+                     0);
+    assert_int_equal(kr_store_archive_append(s, "r", "alice@localhost", 9, NULL, "x", 1, 1, &id),
+                     0);
     assert_int_equal(kr_store_archive_append(s, "q", "bob@localhost", 9, NULL, "x", 1, 1, &id), 0);
     assert_int_equal(kr_store_archive_count(s, "q", "alice@localhost", &n), 0);
     assert_int_equal(n, 5);
@@ -1543,7 +1553,8 @@ static void test_archive_quota_refuses_without_writing(void **state)
     assert_int_equal(n, 1);
     assert_int_equal(kr_store_archive_count(s, "q", "bob@localhost", &n), 0);
     assert_int_equal(n, 1);
-    assert_int_equal(kr_store_archive_append(s, "q", "alice@localhost", 9, NULL, "x", 1, 1, &id), 0);
+    assert_int_equal(kr_store_archive_append(s, "q", "alice@localhost", 9, NULL, "x", 1, 1, &id),
+                     0);
     assert_true(id > last + 4);
     kr_store_close(s);
 }
@@ -1774,8 +1785,8 @@ static void *writer_main(void *arg)
         int64_t id = 0;
         if (kr_store_map_put(w->s, "shared", "alice@localhost", key, key, strlen(key)) != 0)
             w->failures++;
-        if (kr_store_archive_append(w->s, "shared", "alice@localhost", i, NULL, key, strlen(key),
-                                    0, &id) == 0)
+        if (kr_store_archive_append(w->s, "shared", "alice@localhost", i, NULL, key, strlen(key), 0,
+                                    &id) == 0)
             w->ids[w->nids++] = id;
         else
             w->failures++;
@@ -1855,6 +1866,384 @@ static void test_two_connections_write_from_two_threads_without_loss(void **stat
     kr_store_close(w[1].s);
 }
 
+/* ---- migration 3: a version-2 file with rows in every feature table ----------------------- */
+
+/* Schema 2 exactly as migrations[0] and [1] of sqlite.c created it, with the schema_version
+ * table migrate_locked adds. */
+static const char schema_v2[] =
+    "CREATE TABLE schema_version (id INTEGER PRIMARY KEY CHECK (id = 1),"
+    " version INTEGER NOT NULL);"
+    "INSERT INTO schema_version VALUES (1, 2);"
+    "CREATE TABLE accounts ("
+    "  jid TEXT PRIMARY KEY NOT NULL,"
+    "  sha1_salt BLOB NOT NULL,"
+    "  sha1_iterations INTEGER NOT NULL,"
+    "  sha1_stored_key BLOB NOT NULL,"
+    "  sha1_server_key BLOB NOT NULL,"
+    "  sha256_salt BLOB NOT NULL,"
+    "  sha256_iterations INTEGER NOT NULL,"
+    "  sha256_stored_key BLOB NOT NULL,"
+    "  sha256_server_key BLOB NOT NULL,"
+    "  created_at INTEGER NOT NULL DEFAULT (unixepoch())"
+    ");"
+    "CREATE TABLE roster_versions ("
+    "  user TEXT PRIMARY KEY NOT NULL REFERENCES accounts (jid) ON DELETE CASCADE,"
+    "  version INTEGER NOT NULL"
+    ");"
+    "CREATE TABLE roster_items ("
+    "  user TEXT NOT NULL REFERENCES accounts (jid) ON DELETE CASCADE,"
+    "  contact TEXT NOT NULL,"
+    "  name TEXT,"
+    "  subscription INTEGER NOT NULL CHECK (subscription BETWEEN 0 AND 3),"
+    "  ask INTEGER NOT NULL CHECK (ask IN (0, 1)),"
+    "  pending_in INTEGER NOT NULL CHECK (pending_in IN (0, 1)),"
+    "  approved INTEGER NOT NULL CHECK (approved IN (0, 1)),"
+    "  pending_in_xml TEXT,"
+    "  PRIMARY KEY (user, contact)"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE roster_groups ("
+    "  user TEXT NOT NULL,"
+    "  contact TEXT NOT NULL,"
+    "  position INTEGER NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  PRIMARY KEY (user, contact, position),"
+    "  FOREIGN KEY (user, contact) REFERENCES roster_items (user, contact) ON DELETE CASCADE"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE offline_messages ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  user TEXT NOT NULL REFERENCES accounts (jid) ON DELETE CASCADE,"
+    "  stamp INTEGER NOT NULL,"
+    "  xml BLOB NOT NULL"
+    ");"
+    "CREATE INDEX offline_messages_user_id ON offline_messages (user, id);"
+    "CREATE TABLE xml_documents ("
+    "  user TEXT NOT NULL REFERENCES accounts (jid) ON DELETE CASCADE,"
+    "  key TEXT NOT NULL,"
+    "  xml BLOB NOT NULL,"
+    "  PRIMARY KEY (user, key)"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE block_list ("
+    "  user TEXT NOT NULL REFERENCES accounts (jid) ON DELETE CASCADE,"
+    "  jid TEXT NOT NULL,"
+    "  PRIMARY KEY (user, jid)"
+    ") WITHOUT ROWID;";
+
+#define V2_ACCOUNT(jid)                                                                            \
+    "INSERT INTO accounts (jid, sha1_salt, sha1_iterations, sha1_stored_key, sha1_server_key,"     \
+    " sha256_salt, sha256_iterations, sha256_stored_key, sha256_server_key) VALUES ('" jid "',"    \
+    " zeroblob(16), 4096, zeroblob(20), zeroblob(20), zeroblob(16), 4096, zeroblob(32),"           \
+    " zeroblob(32));"
+
+/* Rows as the schema-2 code wrote them: NULL and empty names, groups inserted out of position
+ * order (one empty, one not UTF-8), a pending subscription stanza, offline messages whose
+ * highest id was deleted already (the sequence is at 9), binary XML, vCard, private documents
+ * (one with a non-ASCII key, one empty), a key of neither kind, block lists. */
+static const char accounts_v2[] =
+    V2_ACCOUNT("alice@localhost") V2_ACCOUNT("bob@localhost") V2_ACCOUNT("carol@localhost");
+
+static const char rows_v2[] =
+    "INSERT INTO roster_versions VALUES ('alice@localhost', 1700000000005),"
+    " ('bob@localhost', 1700000000000);"
+    "INSERT INTO roster_items VALUES"
+    " ('alice@localhost', 'carol@example.org', 'Carol', 3, 1, 1, 1,"
+    "  '<presence type=''subscribe''/>'),"
+    " ('alice@localhost', 'dave@example.org', NULL, 0, 0, 0, 0, NULL),"
+    " ('alice@localhost', 'eve@example.org', '', 1, 0, 0, 1, NULL),"
+    " ('bob@localhost', 'alice@localhost', 'Alice', 2, 0, 1, 0,"
+    "  '<presence from=''alice@localhost'' type=''subscribe''/>');"
+    "INSERT INTO roster_groups VALUES"
+    " ('alice@localhost', 'carol@example.org', 1, 'Work'),"
+    " ('alice@localhost', 'carol@example.org', 0, 'Friends'),"
+    " ('alice@localhost', 'eve@example.org', 7, 'Z'),"
+    " ('alice@localhost', 'eve@example.org', 2, 'A'),"
+    " ('alice@localhost', 'eve@example.org', 4, CAST(X'ff6f6464' AS TEXT)),"
+    " ('alice@localhost', 'eve@example.org', 3, '');"
+    "INSERT INTO offline_messages (id, user, stamp, xml) VALUES"
+    " (3, 'alice@localhost', 1000, CAST('<m>1</m>' AS BLOB)),"
+    " (5, 'bob@localhost', 1500, X'3c6d3e003c2f6d3e'),"
+    " (7, 'alice@localhost', 900, CAST('<m>2</m>' AS BLOB)),"
+    " (9, 'alice@localhost', 950, CAST('<m>gone</m>' AS BLOB));"
+    "DELETE FROM offline_messages WHERE id = 9;"
+    "INSERT INTO xml_documents VALUES"
+    " ('alice@localhost', 'vcard', CAST('<vCard xmlns=''vcard-temp''/>' AS BLOB)),"
+    " ('alice@localhost', 'private storage:bookmarks storage',"
+    "  CAST('<storage xmlns=''storage:bookmarks''/>' AS BLOB)),"
+    " ('alice@localhost', 'private a b', X''),"
+    " ('alice@localhost', CAST(X'7072697661746520c3a92078' AS TEXT), CAST('<x/>' AS BLOB)),"
+    " ('alice@localhost', 'other key', CAST('o' AS BLOB)),"
+    " ('bob@localhost', 'vcard', CAST('<v/>' AS BLOB));"
+    "INSERT INTO block_list VALUES ('alice@localhost', 'spam@evil'),"
+    " ('alice@localhost', 'evil.example'), ('alice@localhost', 'a@evil/res'),"
+    " ('bob@localhost', 'x@evil');";
+
+static void make_v2_file(const fixture *f, const char *extra)
+{
+    sqlite3 *db = raw_open(f);
+    char *err = NULL;
+    int rc = sqlite3_exec(db, "PRAGMA foreign_keys = ON", NULL, NULL, &err);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db, schema_v2, NULL, NULL, &err);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db, accounts_v2, NULL, NULL, &err);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db, rows_v2, NULL, NULL, &err);
+    if (rc == SQLITE_OK && extra)
+        rc = sqlite3_exec(db, extra, NULL, NULL, &err);
+    if (rc != SQLITE_OK)
+        fail_msg("building the version-2 file: %s", err);
+    assert_int_equal(raw_int(db, "SELECT seq FROM sqlite_sequence WHERE name = 'offline_messages'"),
+                     9);
+    sqlite3_close(db);
+}
+
+/* The value stored under (store, user, key), which must exist. */
+static char *map_value(kr_store *s, const char *store, const char *user, const char *key,
+                       size_t *len)
+{
+    char *v = NULL;
+    int rc = kr_store_map_get(s, store, user, key, &v, len);
+    if (rc != 0)
+        fail_msg("%s/%s/%s: %s", store, user, key, kr_strerror(rc));
+    return v;
+}
+
+/* Assert that the roster record of (user, contact) is exactly the given fields, as a record
+ * written by kr_record_* and as read back field by field with the record reader. */
+typedef struct field {
+    const char *key;
+    const char *value; /* a C string: these tests' values hold no NUL */
+} field;
+
+static void assert_record(kr_store *s, const char *store, const char *user, const char *key,
+                          const field *fields, size_t n)
+{
+    kr_buf want = KR_BUF_INIT;
+    kr_record_begin(&want);
+    for (size_t i = 0; i < n; i++)
+        kr_record_add_str(&want, fields[i].key, fields[i].value);
+    kr_record_end(&want);
+    size_t len;
+    char *v = map_value(s, store, user, key, &len);
+    assert_int_equal(len, want.len);
+    assert_memory_equal(v, want.data, len);
+    kr_record_reader r;
+    kr_record_field fl;
+    assert_int_equal(kr_record_reader_init(&r, v, len), 0);
+    for (size_t i = 0; i < n; i++) {
+        assert_true(kr_record_next(&r, &fl));
+        assert_true(kr_record_field_is(&fl, fields[i].key));
+        assert_int_equal(fl.len, strlen(fields[i].value));
+        assert_memory_equal(fl.value, fields[i].value, fl.len);
+    }
+    assert_false(kr_record_next(&r, &fl));
+    free(v);
+    kr_buf_clear(&want);
+}
+
+static void test_open_migrates_version_2_file_into_generic_stores(void **state)
+{
+    fixture *f = *state;
+    make_v2_file(f, NULL);
+    kr_store *s = open_ok(f);
+
+    sqlite3 *db = raw_open(f);
+    assert_int_equal(raw_int(db, "SELECT version FROM schema_version WHERE id = 1"), 3);
+    assert_int_equal(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name IN " LEGACY_TABLES
+                                 " OR name = 'offline_messages_user_id'"),
+                     0);
+    assert_int_equal(raw_int(db, "SELECT count(*) FROM module_map"), 4 + 2 + 6 + 4);
+    assert_int_equal(raw_int(db, "SELECT count(*) FROM module_archive"), 3);
+    sqlite3_close(db);
+
+    /* Rosters: one record per item, fields as compat.h lists them. */
+    const field carol[] = {{"name", "Carol"},    {"sub", "3"},
+                           {"ask", "1"},         {"pending_in", "1"},
+                           {"approved", "1"},    {"pending_in_xml", "<presence type='subscribe'/>"},
+                           {"group", "Friends"}, {"group", "Work"}};
+    assert_record(s, "roster", "alice@localhost", "carol@example.org", carol, 8);
+    const field dave[] = {{"sub", "0"}};
+    assert_record(s, "roster", "alice@localhost", "dave@example.org", dave, 1);
+    const field eve[] = {{"name", ""},
+                         {"sub", "1"},
+                         {"approved", "1"},
+                         {"group", "A"},
+                         {"group", ""},
+                         {"group", "\xff"
+                                   "odd"},
+                         {"group", "Z"}};
+    assert_record(s, "roster", "alice@localhost", "eve@example.org", eve, 7);
+    const field alice[] = {
+        {"name", "Alice"},
+        {"sub", "2"},
+        {"pending_in", "1"},
+        {"pending_in_xml", "<presence from='alice@localhost' type='subscribe'/>"}};
+    assert_record(s, "roster", "bob@localhost", "alice@localhost", alice, 4);
+    char *v = map_value(s, "roster_meta", "alice@localhost", "version", NULL);
+    assert_string_equal(v, "1700000000005");
+    free(v);
+    v = map_value(s, "roster_meta", "bob@localhost", "version", NULL);
+    assert_string_equal(v, "1700000000000");
+    free(v);
+
+    /* The same through compat.c, as the server reads it. */
+    kr_roster_item *items;
+    size_t n;
+    uint64_t version = 0;
+    assert_int_equal(kr_store_roster_list(s, "alice@localhost", &items, &n, &version), 0);
+    assert_int_equal(n, 3);
+    assert_true(version == 1700000000005ULL);
+    assert_string_equal(items[0].contact, "carol@example.org");
+    assert_string_equal(items[0].name, "Carol");
+    assert_int_equal(items[0].sub, KR_SUB_BOTH);
+    assert_true(items[0].ask && items[0].pending_in && items[0].approved);
+    assert_string_equal(items[0].pending_in_xml, "<presence type='subscribe'/>");
+    assert_int_equal(items[0].group_count, 2);
+    assert_string_equal(items[0].groups[0], "Friends");
+    assert_string_equal(items[0].groups[1], "Work");
+    assert_string_equal(items[1].contact, "dave@example.org");
+    assert_null(items[1].name);
+    assert_int_equal(items[1].sub, KR_SUB_NONE);
+    assert_false(items[1].ask || items[1].pending_in || items[1].approved);
+    assert_null(items[1].pending_in_xml);
+    assert_int_equal(items[1].group_count, 0);
+    assert_string_equal(items[2].name, "");
+    assert_int_equal(items[2].sub, KR_SUB_TO);
+    assert_int_equal(items[2].group_count, 4);
+    assert_string_equal(items[2].groups[2], "\xff"
+                                            "odd");
+    kr_roster_items_free(items, n);
+    kr_roster_item it;
+    assert_int_equal(kr_store_roster_get(s, "bob@localhost", "alice@localhost", &it), 0);
+    assert_string_equal(it.name, "Alice");
+    assert_int_equal(it.sub, KR_SUB_FROM);
+    assert_true(it.pending_in);
+    kr_roster_item_clear(&it);
+    /* The counter goes on from the migrated version. */
+    put_item(s, "alice@localhost", "frank@example.org", NULL, 0, &version);
+    assert_true(version == 1700000000006ULL);
+
+    /* Offline messages: same ids, stamps and bytes, no peer JID. */
+    kr_store_archive_filter q = {.max = 10};
+    kr_store_archive_entry *e;
+    assert_int_equal(kr_store_archive_query(s, "offline", "alice@localhost", &q, &e, &n), 0);
+    assert_int_equal(n, 2);
+    assert_true(e[0].id == 3 && e[0].stamp == 1000);
+    assert_null(e[0].with);
+    assert_string_equal(e[0].data, "<m>1</m>");
+    assert_true(e[1].id == 7 && e[1].stamp == 900);
+    assert_string_equal(e[1].data, "<m>2</m>");
+    kr_store_archive_entries_free(e, n);
+    kr_offline_msg *m;
+    assert_int_equal(kr_store_offline_list(s, "bob@localhost", 10, &m, &n), 0);
+    assert_int_equal(n, 1);
+    assert_true(m[0].id == 5 && m[0].stamp == 1500);
+    assert_int_equal(m[0].len, 8);
+    assert_memory_equal(m[0].xml, "<m>\0</m>", 8);
+    kr_offline_msgs_free(m, n);
+    /* No id is handed out twice: the next is past the highest schema 2 ever used (9). */
+    int64_t id = append(s, "offline", "carol@localhost", 1, NULL, "<m/>");
+    assert_true(id == 10);
+
+    /* XML documents: vCard as a keyval, private documents by "namespace element" (split
+     * as bytes), other keys in "xml". */
+    v = map_value(s, "vcard", "alice@localhost", "", NULL);
+    assert_string_equal(v, "<vCard xmlns='vcard-temp'/>");
+    free(v);
+    map_rows r = list_map(s, "private", "alice@localhost", NULL);
+    assert_string_equal(r.text,
+                        "a b=;storage:bookmarks storage=<storage xmlns='storage:bookmarks'/>;"
+                        "\xc3\xa9 x=<x/>;");
+    v = map_value(s, "xml", "alice@localhost", "other key", NULL);
+    assert_string_equal(v, "o");
+    free(v);
+    size_t len;
+    assert_int_equal(kr_store_xml_get(s, "alice@localhost", "vcard", &v, &len), 0);
+    assert_string_equal(v, "<vCard xmlns='vcard-temp'/>");
+    free(v);
+    assert_int_equal(
+        kr_store_xml_get(s, "alice@localhost", "private storage:bookmarks storage", &v, &len), 0);
+    assert_string_equal(v, "<storage xmlns='storage:bookmarks'/>");
+    free(v);
+    assert_int_equal(kr_store_xml_get(s, "alice@localhost", "private \xc3\xa9 x", &v, &len), 0);
+    assert_string_equal(v, "<x/>");
+    free(v);
+    assert_int_equal(kr_store_xml_get(s, "alice@localhost", "other key", &v, &len), 0);
+    assert_string_equal(v, "o");
+    free(v);
+    assert_int_equal(kr_store_xml_get(s, "bob@localhost", "vcard", &v, &len), 0);
+    assert_string_equal(v, "<v/>");
+    free(v);
+    size_t bytes = 0;
+    assert_int_equal(kr_store_xml_size(s, "alice@localhost", "private ", &bytes), 0);
+    assert_int_equal(bytes, strlen("<storage xmlns='storage:bookmarks'/>") + 4);
+
+    /* Block lists: the blocked JIDs are the keys, sorted. */
+    r = list_map(s, "blocking", "alice@localhost", NULL);
+    assert_string_equal(r.text, "a@evil/res=;evil.example=;spam@evil=;");
+    char **jids;
+    assert_int_equal(kr_store_block_list(s, "bob@localhost", &jids, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(jids[0], "x@evil");
+    free_jids(jids, n);
+
+    /* The migrated rows belong to their account like new ones. */
+    assert_int_equal(kr_store_account_delete(s, "alice@localhost"), 0);
+    kr_store_close(s);
+    db = raw_open(f);
+    assert_int_equal(count_rows(db, "module_map", NULL, "alice@localhost"), 0);
+    assert_int_equal(count_rows(db, "module_archive", NULL, "alice@localhost"), 0);
+    assert_int_equal(count_rows(db, "module_map", NULL, "bob@localhost"), 4);
+    sqlite3_close(db);
+}
+
+static void test_migration_continues_offline_ids_after_all_were_delivered(void **state)
+{
+    fixture *f = *state;
+    make_v2_file(f, "DELETE FROM offline_messages;");
+    kr_store *s = open_ok(f);
+    size_t n = 9;
+    assert_int_equal(kr_store_offline_count(s, "alice@localhost", &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(kr_store_offline_push(s, "alice@localhost", "<m/>", 4, 1, 10), 0);
+    kr_offline_msg *m;
+    assert_int_equal(kr_store_offline_list(s, "alice@localhost", 10, &m, &n), 0);
+    assert_int_equal(n, 1);
+    assert_true(m[0].id == 10);
+    kr_offline_msgs_free(m, n);
+    kr_store_close(s);
+}
+
+static void test_failed_migration_leaves_the_version_2_file_untouched(void **state)
+{
+    fixture *f = *state;
+    /* A row whose account is gone (written with foreign keys off): it cannot be moved, and
+     * the migration must neither drop it nor leave half a schema 3 behind. */
+    make_v2_file(f, "PRAGMA foreign_keys = OFF;"
+                    "INSERT INTO block_list VALUES ('ghost@localhost', 'x@evil');");
+    kr_store *s = NULL;
+    char err[256] = "";
+    assert_int_equal(kr_store_open(f->path, &s, err, sizeof err), KR_ESTORE);
+    assert_null(s);
+    assert_non_null(strstr(err, "migration"));
+    sqlite3 *db = raw_open(f);
+    assert_int_equal(raw_int(db, "SELECT version FROM schema_version WHERE id = 1"), 2);
+    assert_int_equal(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name IN " LEGACY_TABLES),
+                     6);
+    assert_int_equal(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name LIKE 'module%'"),
+                     0);
+    assert_int_equal(raw_int(db, "SELECT count(*) FROM roster_groups"), 6);
+    assert_int_equal(raw_int(db, "SELECT count(*) FROM block_list"), 5);
+    /* Repaired, it migrates. */
+    assert_int_equal(
+        sqlite3_exec(db, "DELETE FROM block_list WHERE user = 'ghost@localhost'", NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+    s = open_ok(f);
+    map_rows r = list_map(s, "blocking", "bob@localhost", NULL);
+    assert_string_equal(r.text, "x@evil=;");
+    kr_store_close(s);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -1925,6 +2314,9 @@ int main(void)
         T(test_read_transaction_sees_one_snapshot),
         T(test_close_with_an_open_transaction_rolls_it_back),
         T(test_two_connections_write_from_two_threads_without_loss),
+        T(test_open_migrates_version_2_file_into_generic_stores),
+        T(test_migration_continues_offline_ids_after_all_were_delivered),
+        T(test_failed_migration_leaves_the_version_2_file_untouched),
         cmocka_unit_test(test_account_from_password_derives_both_hashes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,28 +1,39 @@
 /* SPDX-License-Identifier: AGPL-3.0-or-later
  *
  * The embedded storage driver: store.h on one SQLite file (DESIGN.md, storage).
- * A kr_store owns one connection and a cache of its prepared statements; it is
- * used by one thread at a time. The connection runs in WAL mode so readers
- * (kurierctl list) never wait for the server's writer, with synchronous=FULL so
- * a call that returns 0 has reached the disk, and with foreign keys on so rows
- * that later issues hang off an account go with it. Contention is waited out
- * for the busy timeout, then reported as KR_ELOCKED.
+ * A connection (kr_store's conn) owns one sqlite3 handle and a cache of its
+ * prepared statements; it is used by one thread at a time, and several
+ * connections to one file may work at once from different threads. The
+ * connection runs in WAL mode so readers (kurierctl list, other storage
+ * threads) never wait for a writer, with synchronous=FULL so a call that
+ * returns 0 has reached the disk, and with foreign keys on so every row of a
+ * user goes with their account. Contention is waited out for the busy timeout,
+ * then reported as KR_ELOCKED.
  * The schema is versioned in the one-row table schema_version; `migrations`
- * below is the ordered list of forward steps, and open applies the missing ones
- * in a single write transaction. Migrations are only ever appended: entry i
- * takes the schema from version i to i+1, and a released entry never changes.
- * Accounts hold SCRAM credentials (RFC 5802 §3: salt, iteration count,
- * StoredKey, ServerKey) for SHA-1 and SHA-256 (RFC 7677), never a password.
- * Every other row (roster items and groups, the roster version counter of
- * XEP-0237, offline messages of XEP-0160, vCard/private XML documents, XEP-0191
- * block lists) is keyed by its user's bare JID and references accounts(jid)
- * ON DELETE CASCADE, so deleting an account is one statement that removes all
- * it owns atomically, and a write for a missing account fails as KR_ENOENT.
- * Multi-statement operations run in one transaction; writers take the write
- * lock at BEGIN IMMEDIATE so checks they make (the offline quota) still hold
- * at commit. All data reaches SQL through bound parameters only.
+ * below is the ordered list of forward steps (SQL text, or a C function when a
+ * step converts data), and open applies the missing ones in a single write
+ * transaction. Migrations are only ever appended: entry i takes the schema from
+ * version i to i+1, and a released entry never changes, C steps included.
+ * Schema 3: accounts hold SCRAM credentials (RFC 5802 §3: salt, iteration
+ * count, StoredKey, ServerKey) for SHA-1 and SHA-256 (RFC 7677), never a
+ * password. Everything modules keep is in two generic tables whose rows belong
+ * to an account (user REFERENCES accounts(jid) ON DELETE CASCADE, so deleting an
+ * account is one statement that removes all it owns atomically, and a write for
+ * a missing account fails as KR_ENOENT): module_map (user, store, key) -> value,
+ * a WITHOUT ROWID table whose primary key starts with user so the cascade and
+ * every per-user query are index ranges, and module_archive, entries with an
+ * AUTOINCREMENT id (never reused), indexed by (user, store, id), (user, store,
+ * with_jid, id) and (user, store, stamp) for the XEP-0313 filters. Migration 3
+ * moved the feature tables of schema 2 (rosters, offline messages, XML
+ * documents, block lists) into them; compat.h says where each went.
+ * Keys are TEXT compared with the BINARY collation (memcmp), so key order and
+ * prefix ranges are byte order; values and entry data are BLOBs.
+ * Multi-statement operations run in one transaction (the caller's when one is
+ * open); writers take the write lock at BEGIN IMMEDIATE so checks they make
+ * (an archive quota) still hold at commit. All data reaches SQL through bound
+ * parameters only.
  */
-#include "store/store.h"
+#include "store/internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -36,70 +47,84 @@
 #include <sqlite3.h>
 
 #include "core/alloc.h"
+#include "core/buf.h"
 #include "core/error.h"
+#include "core/record.h"
 
 #define KR_STORE_BUSY_DEFAULT_MS 5000
 #define KR_STORE_BUSY_MAX_MS 600000
 
+/* One forward step of the schema: SQL text, or a C function for steps that convert data. */
+typedef struct migration {
+    const char *sql;
+    int (*step)(kr_store *s);
+} migration;
+
+static int migration_3_generic_stores(kr_store *s);
+
 /* Forward migrations; the schema version is the number of entries applied. */
-static const char *const migrations[] = {
+static const migration migrations[] = {
     /* 1: accounts with SCRAM-SHA-1 and SCRAM-SHA-256 credentials. */
-    "CREATE TABLE accounts ("
-    "  jid TEXT PRIMARY KEY NOT NULL,"
-    "  sha1_salt BLOB NOT NULL,"
-    "  sha1_iterations INTEGER NOT NULL,"
-    "  sha1_stored_key BLOB NOT NULL,"
-    "  sha1_server_key BLOB NOT NULL,"
-    "  sha256_salt BLOB NOT NULL,"
-    "  sha256_iterations INTEGER NOT NULL,"
-    "  sha256_stored_key BLOB NOT NULL,"
-    "  sha256_server_key BLOB NOT NULL,"
-    "  created_at INTEGER NOT NULL DEFAULT (unixepoch())"
-    ");",
+    {.sql = "CREATE TABLE accounts ("
+            "  jid TEXT PRIMARY KEY NOT NULL,"
+            "  sha1_salt BLOB NOT NULL,"
+            "  sha1_iterations INTEGER NOT NULL,"
+            "  sha1_stored_key BLOB NOT NULL,"
+            "  sha1_server_key BLOB NOT NULL,"
+            "  sha256_salt BLOB NOT NULL,"
+            "  sha256_iterations INTEGER NOT NULL,"
+            "  sha256_stored_key BLOB NOT NULL,"
+            "  sha256_server_key BLOB NOT NULL,"
+            "  created_at INTEGER NOT NULL DEFAULT (unixepoch())"
+            ");"},
     /* 2: rosters with their version counter, offline messages, XML documents and block
      * lists; every row hangs off its user's account and goes with it. Groups live in a
      * child table keyed by position so a name may hold any character. */
-    "CREATE TABLE roster_versions ("
-    "  user TEXT PRIMARY KEY NOT NULL REFERENCES accounts (jid) ON DELETE CASCADE,"
-    "  version INTEGER NOT NULL"
-    ");"
-    "CREATE TABLE roster_items ("
-    "  user TEXT NOT NULL REFERENCES accounts (jid) ON DELETE CASCADE,"
-    "  contact TEXT NOT NULL,"
-    "  name TEXT,"
-    "  subscription INTEGER NOT NULL CHECK (subscription BETWEEN 0 AND 3),"
-    "  ask INTEGER NOT NULL CHECK (ask IN (0, 1)),"
-    "  pending_in INTEGER NOT NULL CHECK (pending_in IN (0, 1)),"
-    "  approved INTEGER NOT NULL CHECK (approved IN (0, 1)),"
-    "  pending_in_xml TEXT,"
-    "  PRIMARY KEY (user, contact)"
-    ") WITHOUT ROWID;"
-    "CREATE TABLE roster_groups ("
-    "  user TEXT NOT NULL,"
-    "  contact TEXT NOT NULL,"
-    "  position INTEGER NOT NULL,"
-    "  name TEXT NOT NULL,"
-    "  PRIMARY KEY (user, contact, position),"
-    "  FOREIGN KEY (user, contact) REFERENCES roster_items (user, contact) ON DELETE CASCADE"
-    ") WITHOUT ROWID;"
-    "CREATE TABLE offline_messages ("
-    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
-    "  user TEXT NOT NULL REFERENCES accounts (jid) ON DELETE CASCADE,"
-    "  stamp INTEGER NOT NULL,"
-    "  xml BLOB NOT NULL"
-    ");"
-    "CREATE INDEX offline_messages_user_id ON offline_messages (user, id);"
-    "CREATE TABLE xml_documents ("
-    "  user TEXT NOT NULL REFERENCES accounts (jid) ON DELETE CASCADE,"
-    "  key TEXT NOT NULL,"
-    "  xml BLOB NOT NULL,"
-    "  PRIMARY KEY (user, key)"
-    ") WITHOUT ROWID;"
-    "CREATE TABLE block_list ("
-    "  user TEXT NOT NULL REFERENCES accounts (jid) ON DELETE CASCADE,"
-    "  jid TEXT NOT NULL,"
-    "  PRIMARY KEY (user, jid)"
-    ") WITHOUT ROWID;",
+    {.sql =
+         "CREATE TABLE roster_versions ("
+         "  user TEXT PRIMARY KEY NOT NULL REFERENCES accounts (jid) ON DELETE CASCADE,"
+         "  version INTEGER NOT NULL"
+         ");"
+         "CREATE TABLE roster_items ("
+         "  user TEXT NOT NULL REFERENCES accounts (jid) ON DELETE CASCADE,"
+         "  contact TEXT NOT NULL,"
+         "  name TEXT,"
+         "  subscription INTEGER NOT NULL CHECK (subscription BETWEEN 0 AND 3),"
+         "  ask INTEGER NOT NULL CHECK (ask IN (0, 1)),"
+         "  pending_in INTEGER NOT NULL CHECK (pending_in IN (0, 1)),"
+         "  approved INTEGER NOT NULL CHECK (approved IN (0, 1)),"
+         "  pending_in_xml TEXT,"
+         "  PRIMARY KEY (user, contact)"
+         ") WITHOUT ROWID;"
+         "CREATE TABLE roster_groups ("
+         "  user TEXT NOT NULL,"
+         "  contact TEXT NOT NULL,"
+         "  position INTEGER NOT NULL,"
+         "  name TEXT NOT NULL,"
+         "  PRIMARY KEY (user, contact, position),"
+         "  FOREIGN KEY (user, contact) REFERENCES roster_items (user, contact) ON DELETE CASCADE"
+         ") WITHOUT ROWID;"
+         "CREATE TABLE offline_messages ("
+         "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+         "  user TEXT NOT NULL REFERENCES accounts (jid) ON DELETE CASCADE,"
+         "  stamp INTEGER NOT NULL,"
+         "  xml BLOB NOT NULL"
+         ");"
+         "CREATE INDEX offline_messages_user_id ON offline_messages (user, id);"
+         "CREATE TABLE xml_documents ("
+         "  user TEXT NOT NULL REFERENCES accounts (jid) ON DELETE CASCADE,"
+         "  key TEXT NOT NULL,"
+         "  xml BLOB NOT NULL,"
+         "  PRIMARY KEY (user, key)"
+         ") WITHOUT ROWID;"
+         "CREATE TABLE block_list ("
+         "  user TEXT NOT NULL REFERENCES accounts (jid) ON DELETE CASCADE,"
+         "  jid TEXT NOT NULL,"
+         "  PRIMARY KEY (user, jid)"
+         ") WITHOUT ROWID;"},
+    /* 3: the generic map and archive stores that modules own their data in; the tables of
+     * 2 are moved into them and dropped (see migration_3_generic_stores). */
+    {.step = migration_3_generic_stores},
 };
 
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
@@ -114,32 +139,25 @@ typedef enum stmt_id {
     ST_BEGIN_WRITE,
     ST_COMMIT,
     ST_ROLLBACK,
-    ST_ROSTER_VERSION_GET,
-    ST_ROSTER_VERSION_BUMP,
-    ST_ROSTER_ITEMS,
-    ST_ROSTER_GROUPS,
-    ST_ROSTER_ITEM_GET,
-    ST_ROSTER_ITEM_GROUPS,
-    ST_ROSTER_ITEM_PUT,
-    ST_ROSTER_ITEM_GROUPS_CLEAR,
-    ST_ROSTER_GROUP_ADD,
-    ST_ROSTER_ITEM_DELETE,
-    ST_ROSTER_COUNT,
-    ST_OFFLINE_COUNT,
-    ST_OFFLINE_INSERT,
-    ST_OFFLINE_LIST,
-    ST_OFFLINE_DELETE_UPTO,
-    ST_XML_GET,
-    ST_XML_PUT,
-    ST_XML_SIZE,
-    ST_BLOCK_LIST,
-    ST_BLOCK_ADD,
-    ST_BLOCK_REMOVE,
-    ST_BLOCK_CLEAR,
+    ST_MAP_GET,
+    ST_MAP_PUT,
+    ST_MAP_DELETE,
+    ST_MAP_CLEAR,
+    ST_MAP_LIST,       /* every key */
+    ST_MAP_LIST_FROM,  /* keys >= ?3: a prefix of only 0xff bytes has no upper bound */
+    ST_MAP_LIST_RANGE, /* ?3 <= key < ?4: the keys starting with a prefix */
+    ST_MAP_COUNT,
+    ST_MAP_SIZE,
+    ST_MAP_SIZE_FROM,
+    ST_MAP_SIZE_RANGE,
+    ST_ARCHIVE_INSERT,
+    ST_ARCHIVE_COUNT,
+    ST_ARCHIVE_DELETE_UPTO,
     ST_COUNT
 } stmt_id;
 
-#define ROSTER_COLUMNS "contact, name, subscription, ask, pending_in, approved, pending_in_xml"
+#define MAP_WHERE " FROM module_map WHERE user = ?1 AND store = ?2"
+#define MAP_SIZE "SELECT coalesce(sum(length(CAST(value AS BLOB))), 0)" MAP_WHERE
 
 static const char *const stmt_sql[ST_COUNT] = {
     [ST_ACCOUNT_INSERT] = "INSERT INTO accounts (jid,"
@@ -160,56 +178,47 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_BEGIN_WRITE] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
-    [ST_ROSTER_VERSION_GET] = "SELECT version FROM roster_versions WHERE user = ?1",
-    /* The first version is derived from the clock, so an account deleted and created again
-     * never repeats a version a client may have cached (XEP-0237). */
-    [ST_ROSTER_VERSION_BUMP] = "INSERT INTO roster_versions (user, version)"
-                               " VALUES (?1, CAST(strftime('%s', 'now') AS INTEGER) * 1000)"
-                               " ON CONFLICT (user) DO UPDATE SET version = version + 1"
-                               " RETURNING version",
-    [ST_ROSTER_ITEMS] = "SELECT " ROSTER_COLUMNS " FROM roster_items WHERE user = ?1"
-                        " ORDER BY contact",
-    [ST_ROSTER_GROUPS] = "SELECT contact, name FROM roster_groups WHERE user = ?1"
-                         " ORDER BY contact, position",
-    [ST_ROSTER_ITEM_GET] = "SELECT " ROSTER_COLUMNS " FROM roster_items"
-                           " WHERE user = ?1 AND contact = ?2",
-    [ST_ROSTER_ITEM_GROUPS] = "SELECT name FROM roster_groups WHERE user = ?1 AND contact = ?2"
-                              " ORDER BY position",
-    [ST_ROSTER_ITEM_PUT] =
-        "INSERT INTO roster_items (user, " ROSTER_COLUMNS ")"
-        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
-        " ON CONFLICT (user, contact) DO UPDATE SET"
-        " name = excluded.name, subscription = excluded.subscription,"
-        " ask = excluded.ask, pending_in = excluded.pending_in,"
-        " approved = excluded.approved, pending_in_xml = excluded.pending_in_xml",
-    [ST_ROSTER_ITEM_GROUPS_CLEAR] = "DELETE FROM roster_groups WHERE user = ?1 AND contact = ?2",
-    [ST_ROSTER_GROUP_ADD] = "INSERT INTO roster_groups (user, contact, position, name)"
-                            " VALUES (?1, ?2, ?3, ?4)",
-    [ST_ROSTER_ITEM_DELETE] = "DELETE FROM roster_items WHERE user = ?1 AND contact = ?2",
-    [ST_ROSTER_COUNT] = "SELECT count(*) FROM roster_items WHERE user = ?1",
-    [ST_OFFLINE_COUNT] = "SELECT count(*) FROM offline_messages WHERE user = ?1",
-    [ST_OFFLINE_INSERT] = "INSERT INTO offline_messages (user, stamp, xml) VALUES (?1, ?2, ?3)",
-    [ST_OFFLINE_LIST] = "SELECT id, stamp, xml FROM offline_messages WHERE user = ?1"
-                        " ORDER BY id LIMIT ?2",
-    [ST_OFFLINE_DELETE_UPTO] = "DELETE FROM offline_messages WHERE user = ?1 AND id <= ?2",
-    [ST_XML_GET] = "SELECT xml FROM xml_documents WHERE user = ?1 AND key = ?2",
-    [ST_XML_PUT] = "INSERT INTO xml_documents (user, key, xml) VALUES (?1, ?2, ?3)"
-                   " ON CONFLICT (user, key) DO UPDATE SET xml = excluded.xml",
-    /* Prefix compared as bytes: LIKE/GLOB would treat characters of the prefix as patterns. */
-    [ST_XML_SIZE] = "SELECT coalesce(sum(length(CAST(xml AS BLOB))), 0) FROM xml_documents"
-                    " WHERE user = ?1 AND substr(CAST(key AS BLOB), 1, ?3) = ?2",
-    [ST_BLOCK_LIST] = "SELECT jid FROM block_list WHERE user = ?1 ORDER BY jid",
-    [ST_BLOCK_ADD] = "INSERT INTO block_list (user, jid) VALUES (?1, ?2)"
-                     " ON CONFLICT (user, jid) DO NOTHING",
-    [ST_BLOCK_REMOVE] = "DELETE FROM block_list WHERE user = ?1 AND jid = ?2",
-    [ST_BLOCK_CLEAR] = "DELETE FROM block_list WHERE user = ?1",
+    [ST_MAP_GET] = "SELECT value" MAP_WHERE " AND key = ?3",
+    [ST_MAP_PUT] = "INSERT INTO module_map (user, store, key, value) VALUES (?1, ?2, ?3, ?4)"
+                   " ON CONFLICT (user, store, key) DO UPDATE SET value = excluded.value",
+    [ST_MAP_DELETE] = "DELETE" MAP_WHERE " AND key = ?3",
+    [ST_MAP_CLEAR] = "DELETE" MAP_WHERE,
+    [ST_MAP_LIST] = "SELECT key, value" MAP_WHERE " ORDER BY key",
+    [ST_MAP_LIST_FROM] = "SELECT key, value" MAP_WHERE " AND key >= ?3 ORDER BY key",
+    [ST_MAP_LIST_RANGE] = "SELECT key, value" MAP_WHERE " AND key >= ?3 AND key < ?4 ORDER BY key",
+    [ST_MAP_COUNT] = "SELECT count(*)" MAP_WHERE,
+    [ST_MAP_SIZE] = MAP_SIZE,
+    [ST_MAP_SIZE_FROM] = MAP_SIZE " AND key >= ?3",
+    [ST_MAP_SIZE_RANGE] = MAP_SIZE " AND key >= ?3 AND key < ?4",
+    [ST_ARCHIVE_INSERT] = "INSERT INTO module_archive (user, store, stamp, with_jid, data)"
+                          " VALUES (?1, ?2, ?3, ?4, ?5)",
+    [ST_ARCHIVE_COUNT] = "SELECT count(*) FROM module_archive WHERE user = ?1 AND store = ?2",
+    [ST_ARCHIVE_DELETE_UPTO] = "DELETE FROM module_archive WHERE user = ?1 AND store = ?2"
+                               " AND id <= ?3",
 };
 
-struct kr_store {
-    sqlite3 *db;
-    sqlite3_stmt *stmts[ST_COUNT]; /* prepared on first use, finalized at close */
-    char errmsg[256];              /* what the last failure was */
+/* Archive queries: one statement per combination of the filters a query uses, so each is a
+ * plain index range; built and prepared on first use. */
+enum {
+    AQ_AFTER = 1,
+    AQ_BEFORE = 2,
+    AQ_START = 4,
+    AQ_END = 8,
+    AQ_WITH = 16,
+    AQ_NEWEST = 32,
+    AQ_SHAPES = 64,
 };
+
+typedef struct kr_sqlite {
+    sqlite3 *db;
+    sqlite3_stmt *stmts[ST_COUNT];          /* prepared on first use, finalized at close */
+    sqlite3_stmt *archive_query[AQ_SHAPES]; /* likewise */
+} kr_sqlite;
+
+static sqlite3 *db_of(kr_store *s)
+{
+    return ((kr_sqlite *)s->conn)->db;
+}
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -227,7 +236,7 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
 /* Map an SQLite result code to ours and remember SQLite's message. */
 static int fail(kr_store *s, int rc)
 {
-    snprintf(s->errmsg, sizeof s->errmsg, "%s", sqlite3_errmsg(s->db));
+    kr__store_set_err(s, "%s", sqlite3_errmsg(db_of(s)));
     switch (rc & 0xff) {
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
@@ -235,6 +244,16 @@ static int fail(kr_store *s, int rc)
     default:
         return KR_ESTORE;
     }
+}
+
+/* Map a failed write: a missing parent account shows up as a foreign key violation. */
+static int write_fail(kr_store *s, int rc)
+{
+    if (rc == SQLITE_CONSTRAINT_FOREIGNKEY) {
+        kr__store_set_err(s, "no such account");
+        return KR_ENOENT;
+    }
+    return fail(s, rc);
 }
 
 static int busy_timeout_ms(void)
@@ -250,16 +269,21 @@ static int busy_timeout_ms(void)
     return (int)ms;
 }
 
-static int stmt_get(kr_store *s, stmt_id id, sqlite3_stmt **out)
+static int prepare_cached(kr_store *s, sqlite3_stmt **slot, const char *sql, sqlite3_stmt **out)
 {
-    if (!s->stmts[id]) {
-        int rc = sqlite3_prepare_v3(s->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
-                                    &s->stmts[id], NULL);
+    if (!*slot) {
+        int rc = sqlite3_prepare_v3(db_of(s), sql, -1, SQLITE_PREPARE_PERSISTENT, slot, NULL);
         if (rc != SQLITE_OK)
             return fail(s, rc);
     }
-    *out = s->stmts[id];
+    *out = *slot;
     return 0;
+}
+
+static int stmt_get(kr_store *s, stmt_id id, sqlite3_stmt **out)
+{
+    kr_sqlite *c = s->conn;
+    return prepare_cached(s, &c->stmts[id], stmt_sql[id], out);
 }
 
 /* Leave a cached statement ready for its next use. */
@@ -272,7 +296,7 @@ static void stmt_done(sqlite3_stmt *st)
 /* Run one SQL text that returns no rows we need. */
 static int exec(kr_store *s, const char *sql)
 {
-    int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+    int rc = sqlite3_exec(db_of(s), sql, NULL, NULL, NULL);
     return rc == SQLITE_OK ? 0 : fail(s, rc);
 }
 
@@ -280,7 +304,7 @@ static int exec(kr_store *s, const char *sql)
 static int query_int(kr_store *s, const char *sql, long long none, long long *out)
 {
     sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+    int rc = sqlite3_prepare_v2(db_of(s), sql, -1, &st, NULL);
     if (rc != SQLITE_OK)
         return fail(s, rc);
     rc = sqlite3_step(st);
@@ -294,6 +318,8 @@ static int query_int(kr_store *s, const char *sql, long long none, long long *ou
     sqlite3_finalize(st);
     return ret;
 }
+
+/* ---- schema ------------------------------------------------------------------------------- */
 
 static int schema_version(kr_store *s, long long *version)
 {
@@ -317,7 +343,7 @@ static int migrate_locked(kr_store *s)
     if (rc == 0)
         rc = schema_version(s, &v); /* again: another process may have migrated meanwhile */
     for (long long i = v; rc == 0 && i < MIGRATION_COUNT; i++)
-        rc = exec(s, migrations[i]);
+        rc = migrations[i].sql ? exec(s, migrations[i].sql) : migrations[i].step(s);
     if (rc == 0 && v < MIGRATION_COUNT) {
         char sql[96];
         snprintf(sql, sizeof sql, "INSERT OR REPLACE INTO schema_version VALUES (1, %d)",
@@ -338,8 +364,8 @@ static int migrate(kr_store *s, const char *path, char *err, size_t errlen)
         return rc;
     }
     if (v > MIGRATION_COUNT) {
-        snprintf(s->errmsg, sizeof s->errmsg, "schema version %lld is newer than this program's %d",
-                 v, MIGRATION_COUNT);
+        kr__store_set_err(s, "schema version %lld is newer than this program's %d", v,
+                          MIGRATION_COUNT);
         set_err(err, errlen, "%s: %s", path, s->errmsg);
         return KR_ESTORE;
     }
@@ -351,17 +377,155 @@ static int migrate(kr_store *s, const char *path, char *err, size_t errlen)
         if (rc == 0)
             rc = exec(s, "COMMIT");
         if (rc < 0)
-            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+            sqlite3_exec(db_of(s), "ROLLBACK", NULL, NULL, NULL);
     }
     if (rc < 0)
         set_err(err, errlen, "%s: schema migration failed: %s", path, s->errmsg);
     return rc;
 }
 
+/* Migration 3, part 1: the generic tables. */
+static const char migration_3_create[] =
+    "CREATE TABLE module_map ("
+    "  user TEXT NOT NULL REFERENCES accounts (jid) ON DELETE CASCADE,"
+    "  store TEXT NOT NULL,"
+    "  key TEXT NOT NULL,"
+    "  value BLOB NOT NULL,"
+    "  PRIMARY KEY (user, store, key)"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE module_archive ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  user TEXT NOT NULL REFERENCES accounts (jid) ON DELETE CASCADE,"
+    "  store TEXT NOT NULL,"
+    "  stamp INTEGER NOT NULL,"
+    "  with_jid TEXT,"
+    "  data BLOB NOT NULL"
+    ");"
+    "CREATE INDEX module_archive_user_store_id ON module_archive (user, store, id);"
+    "CREATE INDEX module_archive_user_store_with ON module_archive (user, store, with_jid, id);"
+    "CREATE INDEX module_archive_user_store_stamp ON module_archive (user, store, stamp);";
+
+/* Migration 3, part 3: what SQL can move by itself, then the tables of schema 2 go.
+ * Offline messages keep their ids, and the id sequence continues after the highest id
+ * offline_messages ever handed out (sqlite_sequence), so no id is handed out twice.
+ * XML document keys are split as bytes, not characters. */
+static const char migration_3_move[] =
+    "INSERT INTO module_map (user, store, key, value)"
+    " SELECT user, 'roster_meta', 'version', CAST(CAST(version AS TEXT) AS BLOB)"
+    " FROM roster_versions;"
+    "INSERT INTO module_archive (id, user, store, stamp, with_jid, data)"
+    " SELECT id, user, 'offline', stamp, NULL, CAST(xml AS BLOB) FROM offline_messages"
+    " ORDER BY id;"
+    "UPDATE sqlite_sequence SET seq = max(seq, coalesce((SELECT seq FROM sqlite_sequence"
+    "   WHERE name = 'offline_messages'), 0))"
+    " WHERE name = 'module_archive';"
+    "INSERT INTO sqlite_sequence (name, seq)"
+    " SELECT 'module_archive', seq FROM sqlite_sequence WHERE name = 'offline_messages'"
+    " AND NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'module_archive');"
+    "INSERT INTO module_map (user, store, key, value)"
+    " SELECT user,"
+    "  CASE WHEN key = 'vcard' THEN 'vcard'"
+    "   WHEN substr(CAST(key AS BLOB), 1, 8) = CAST('private ' AS BLOB) THEN 'private'"
+    "   ELSE 'xml' END,"
+    "  CASE WHEN key = 'vcard' THEN ''"
+    "   WHEN substr(CAST(key AS BLOB), 1, 8) = CAST('private ' AS BLOB)"
+    "    THEN CAST(substr(CAST(key AS BLOB), 9) AS TEXT)"
+    "   ELSE key END,"
+    "  CAST(xml AS BLOB)"
+    " FROM xml_documents;"
+    "INSERT INTO module_map (user, store, key, value)"
+    " SELECT user, 'blocking', jid, X'' FROM block_list;"
+    "DROP TABLE roster_groups;"
+    "DROP TABLE roster_items;"
+    "DROP TABLE roster_versions;"
+    "DROP TABLE offline_messages;"
+    "DROP TABLE xml_documents;"
+    "DROP TABLE block_list;";
+
+/* Append column col of st (TEXT or BLOB) to a record as field key. */
+static void migration_3_field(kr_buf *b, const char *key, sqlite3_stmt *st, int col)
+{
+    const void *p = sqlite3_column_blob(st, col);
+    size_t n = (size_t)sqlite3_column_bytes(st, col);
+    kr_record_add(b, key, n ? p : NULL, n);
+}
+
+/* Migration 3, part 2: each roster item with its groups becomes one record in the map store
+ * "roster" (the field list is in compat.h). Frozen with the migration: it reads schema 2
+ * and writes record version 1, whatever the roster module does later. */
+static int migration_3_rosters(kr_store *s)
+{
+    static const char *const sql[3] = {
+        "SELECT user, contact, name, subscription, ask, pending_in, approved, pending_in_xml"
+        " FROM roster_items ORDER BY user, contact",
+        "SELECT name FROM roster_groups WHERE user = ?1 AND contact = ?2 ORDER BY position",
+        "INSERT INTO module_map (user, store, key, value) VALUES (?1, 'roster', ?2, ?3)",
+    };
+    sqlite3_stmt *st[3] = {NULL, NULL, NULL};
+    int rc = SQLITE_OK;
+    for (int i = 0; i < 3 && rc == SQLITE_OK; i++)
+        rc = sqlite3_prepare_v2(db_of(s), sql[i], -1, &st[i], NULL);
+    sqlite3_stmt *items = st[0], *groups = st[1], *insert = st[2];
+    kr_buf b = KR_BUF_INIT;
+    while (rc == SQLITE_OK && (rc = sqlite3_step(items)) == SQLITE_ROW) {
+        kr_buf_consume(&b, b.len);
+        kr_record_begin(&b);
+        if (sqlite3_column_type(items, 2) != SQLITE_NULL)
+            migration_3_field(&b, "name", items, 2);
+        kr_record_add_int(&b, "sub", sqlite3_column_int64(items, 3));
+        if (sqlite3_column_int64(items, 4))
+            kr_record_add_str(&b, "ask", "1");
+        if (sqlite3_column_int64(items, 5))
+            kr_record_add_str(&b, "pending_in", "1");
+        if (sqlite3_column_int64(items, 6))
+            kr_record_add_str(&b, "approved", "1");
+        if (sqlite3_column_type(items, 7) != SQLITE_NULL)
+            migration_3_field(&b, "pending_in_xml", items, 7);
+        rc = sqlite3_bind_value(groups, 1, sqlite3_column_value(items, 0));
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_value(groups, 2, sqlite3_column_value(items, 1));
+        while (rc == SQLITE_OK && (rc = sqlite3_step(groups)) == SQLITE_ROW) {
+            migration_3_field(&b, "group", groups, 0);
+            rc = SQLITE_OK;
+        }
+        sqlite3_reset(groups);
+        if (rc != SQLITE_DONE)
+            break;
+        kr_record_end(&b);
+        rc = sqlite3_bind_value(insert, 1, sqlite3_column_value(items, 0));
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_value(insert, 2, sqlite3_column_value(items, 1));
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_blob64(insert, 3, b.data, b.len, SQLITE_STATIC);
+        if (rc == SQLITE_OK && (rc = sqlite3_step(insert)) == SQLITE_DONE)
+            rc = SQLITE_OK;
+        sqlite3_reset(insert);
+    }
+    int ret = rc == SQLITE_DONE ? 0 : fail(s, rc);
+    kr_buf_clear(&b);
+    for (int i = 0; i < 3; i++)
+        sqlite3_finalize(st[i]);
+    return ret;
+}
+
+/* Schema 2 -> 3: per-feature tables -> generic stores, nothing lost (the mapping is in
+ * compat.h; tests/unit/test_store.c builds a schema-2 file and checks every row). */
+static int migration_3_generic_stores(kr_store *s)
+{
+    int rc = exec(s, migration_3_create);
+    if (rc == 0)
+        rc = migration_3_rosters(s);
+    if (rc == 0)
+        rc = exec(s, migration_3_move);
+    return rc;
+}
+
+/* ---- open and close ----------------------------------------------------------------------- */
+
 static int set_wal(kr_store *s)
 {
     sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
+    int rc = sqlite3_prepare_v2(db_of(s), "PRAGMA journal_mode = WAL", -1, &st, NULL);
     if (rc != SQLITE_OK)
         return fail(s, rc);
     int ret = 0;
@@ -379,8 +543,8 @@ static int set_wal(kr_store *s)
     } else {
         const char *mode = (const char *)sqlite3_column_text(st, 0);
         if (!mode || strcmp(mode, "wal") != 0) {
-            snprintf(s->errmsg, sizeof s->errmsg, "cannot use WAL mode (journal mode is %s)",
-                     mode ? mode : "unknown");
+            kr__store_set_err(s, "cannot use WAL mode (journal mode is %s)",
+                              mode ? mode : "unknown");
             ret = KR_ESTORE;
         }
     }
@@ -398,11 +562,22 @@ static int configure(kr_store *s, const char *path, char *err, size_t errlen)
     return rc;
 }
 
-int kr_store_open(const char *path, kr_store **out, char *err, size_t errlen)
+static void sq_close(kr_store *s)
 {
-    *out = NULL;
-    if (err && errlen > 0)
-        err[0] = '\0';
+    kr_sqlite *c = s->conn;
+    if (!c)
+        return;
+    for (int i = 0; i < ST_COUNT; i++)
+        sqlite3_finalize(c->stmts[i]);
+    for (int i = 0; i < AQ_SHAPES; i++)
+        sqlite3_finalize(c->archive_query[i]);
+    sqlite3_close_v2(c->db);
+    free(c);
+    s->conn = NULL;
+}
+
+static int sq_open(kr_store *s, const char *path, char *err, size_t errlen)
+{
     /* Create it ourselves so it never exists with wider permissions; SQLite gives the -wal and
      * -shm files the database file's mode. Only when it does not exist yet: closing a
      * descriptor of a file drops every POSIX lock this process holds on it, including those
@@ -416,21 +591,25 @@ int kr_store_open(const char *path, kr_store **out, char *err, size_t errlen)
         return KR_ESTORE;
     }
 
-    kr_store *s = kr_xcalloc(1, sizeof *s);
-    int rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    kr_sqlite *c = kr_xcalloc(1, sizeof *c);
+    s->conn = c;
+    /* NOMUTEX: a connection is used by one thread at a time (store.h); SQLite's own locks
+     * still keep connections of different threads apart. */
+    int rc = sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
-        if (!s->db) {
+        if (!c->db) {
             set_err(err, errlen, "cannot open %s: %s", path, sqlite3_errstr(rc));
-            free(s);
+            free(c);
+            s->conn = NULL;
             return KR_ESTORE;
         }
         rc = fail(s, rc);
         set_err(err, errlen, "cannot open %s: %s", path, s->errmsg);
-        kr_store_close(s);
+        sq_close(s);
         return rc;
     }
-    sqlite3_extended_result_codes(s->db, 1);
-    sqlite3_busy_timeout(s->db, busy_timeout_ms());
+    sqlite3_extended_result_codes(c->db, 1);
+    sqlite3_busy_timeout(c->db, busy_timeout_ms());
 
     rc = configure(s, path, err, errlen);
     if (rc == 0)
@@ -438,27 +617,103 @@ int kr_store_open(const char *path, kr_store **out, char *err, size_t errlen)
     if (rc < 0) {
         if (rc == KR_ELOCKED)
             set_err(err, errlen, "%s is locked by another process", path);
-        kr_store_close(s);
+        sq_close(s);
         return rc;
     }
-    *out = s;
     return 0;
 }
 
-void kr_store_close(kr_store *s)
+/* ---- transactions ------------------------------------------------------------------------- */
+
+/* Step a statement that returns no row, then make it ready for reuse. */
+static int run(kr_store *s, sqlite3_stmt *st)
 {
-    if (!s)
-        return;
-    for (int i = 0; i < ST_COUNT; i++)
-        sqlite3_finalize(s->stmts[i]);
-    sqlite3_close_v2(s->db);
-    free(s);
+    int rc = sqlite3_step(st);
+    int ret = rc == SQLITE_DONE ? 0 : write_fail(s, rc);
+    stmt_done(st);
+    return ret;
 }
 
-const char *kr_store_errmsg(const kr_store *s)
+static int stmt_simple(kr_store *s, stmt_id id)
 {
-    return s->errmsg;
+    sqlite3_stmt *st;
+    int rc = stmt_get(s, id, &st);
+    return rc < 0 ? rc : run(s, st);
 }
+
+/* At the start of every call: SQLite rolls a transaction back by itself after some failures
+ * (a full disk, an interrupted statement). Then calls of the caller's transaction must not run
+ * one by one in autocommit mode as if they were still inside it. */
+static int txn_check(kr_store *s)
+{
+    if (s->txn != KR__STORE_TXN_NONE && sqlite3_get_autocommit(db_of(s))) {
+        kr__store_set_err(s, "the transaction was rolled back after a failure");
+        return KR_ESTORE;
+    }
+    return 0;
+}
+
+static void rollback_now(kr_store *s)
+{
+    if (sqlite3_get_autocommit(db_of(s)))
+        return;
+    sqlite3_stmt *st;
+    if (stmt_get(s, ST_ROLLBACK, &st) == 0) {
+        sqlite3_step(st);
+        stmt_done(st);
+    }
+}
+
+/* A transaction of the call's own, unless the caller holds one (*owned says which). Writers
+ * take the write lock up front (IMMEDIATE), so a read-then-write sequence such as a quota
+ * check never has to upgrade a lock and never sees a stale count. */
+static int tx_begin(kr_store *s, bool write, bool *owned)
+{
+    *owned = false;
+    if (s->txn != KR__STORE_TXN_NONE)
+        return 0;
+    int rc = stmt_simple(s, write ? ST_BEGIN_WRITE : ST_BEGIN_READ);
+    *owned = rc == 0;
+    return rc;
+}
+
+/* End an owned transaction: commit when ret is 0, roll back otherwise; returns ret or the
+ * commit's failure. */
+static int tx_end(kr_store *s, bool owned, int ret)
+{
+    if (!owned)
+        return ret;
+    if (ret == 0)
+        ret = stmt_simple(s, ST_COMMIT);
+    if (ret < 0)
+        rollback_now(s);
+    return ret;
+}
+
+static int sq_begin(kr_store *s, bool write)
+{
+    return stmt_simple(s, write ? ST_BEGIN_WRITE : ST_BEGIN_READ);
+}
+
+static int sq_commit(kr_store *s)
+{
+    int rc = txn_check(s);
+    if (rc == 0)
+        rc = stmt_simple(s, ST_COMMIT);
+    if (rc < 0)
+        rollback_now(s);
+    return rc;
+}
+
+static int sq_rollback(kr_store *s)
+{
+    if (sqlite3_get_autocommit(db_of(s)))
+        return 0; /* SQLite rolled it back already */
+    int rc = stmt_simple(s, ST_ROLLBACK);
+    return rc;
+}
+
+/* ---- accounts ----------------------------------------------------------------------------- */
 
 static bool creds_valid(const kr_scram_creds *c, kr_scram_hash h)
 {
@@ -495,11 +750,13 @@ static int write_account(kr_store *s, stmt_id id, const char *jid, const kr_acco
 {
     if (acct && (!creds_valid(&acct->sha1, KR_SCRAM_SHA1) ||
                  !creds_valid(&acct->sha256, KR_SCRAM_SHA256))) {
-        snprintf(s->errmsg, sizeof s->errmsg, "malformed credentials");
+        kr__store_set_err(s, "malformed credentials");
         return KR_EINVAL;
     }
     sqlite3_stmt *st;
-    int rc = stmt_get(s, id, &st);
+    int rc = txn_check(s);
+    if (rc == 0)
+        rc = stmt_get(s, id, &st);
     if (rc < 0)
         return rc;
     rc = acct ? bind_account(st, jid, acct) : sqlite3_bind_text(st, 1, jid, -1, SQLITE_STATIC);
@@ -507,7 +764,7 @@ static int write_account(kr_store *s, stmt_id id, const char *jid, const kr_acco
         rc = sqlite3_step(st);
     int ret;
     if (rc == SQLITE_DONE)
-        ret = sqlite3_changes(s->db) > 0 ? 0 : KR_ENOENT;
+        ret = sqlite3_changes(db_of(s)) > 0 ? 0 : KR_ENOENT;
     else if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE)
         ret = KR_EEXIST;
     else
@@ -516,19 +773,19 @@ static int write_account(kr_store *s, stmt_id id, const char *jid, const kr_acco
     return ret;
 }
 
-int kr_store_account_create(kr_store *s, const char *jid, const kr_account *acct)
+static int sq_account_create(kr_store *s, const char *jid, const kr_account *acct)
 {
     return write_account(s, ST_ACCOUNT_INSERT, jid, acct);
 }
 
-int kr_store_account_update(kr_store *s, const char *jid, const kr_account *acct)
+static int sq_account_update(kr_store *s, const char *jid, const kr_account *acct)
 {
     return write_account(s, ST_ACCOUNT_UPDATE, jid, acct);
 }
 
-/* One statement, so one transaction: ON DELETE CASCADE removes the roster, its groups and
- * version, offline messages, XML documents and block list together with the account. */
-int kr_store_account_delete(kr_store *s, const char *jid)
+/* One statement, so one transaction: ON DELETE CASCADE removes the user's rows of every map
+ * and archive store together with the account. */
+static int sq_account_delete(kr_store *s, const char *jid)
 {
     return write_account(s, ST_ACCOUNT_DELETE, jid, NULL);
 }
@@ -557,10 +814,12 @@ static bool column_creds(sqlite3_stmt *st, int first, kr_scram_hash h, kr_scram_
     return true;
 }
 
-int kr_store_account_get(kr_store *s, const char *jid, kr_account *out)
+static int sq_account_get(kr_store *s, const char *jid, kr_account *out)
 {
     sqlite3_stmt *st;
-    int rc = stmt_get(s, ST_ACCOUNT_GET, &st);
+    int rc = txn_check(s);
+    if (rc == 0)
+        rc = stmt_get(s, ST_ACCOUNT_GET, &st);
     if (rc < 0)
         return rc;
     rc = sqlite3_bind_text(st, 1, jid, -1, SQLITE_STATIC);
@@ -571,7 +830,7 @@ int kr_store_account_get(kr_store *s, const char *jid, kr_account *out)
         ret = 0;
         if (!column_creds(st, 0, KR_SCRAM_SHA1, &out->sha1) ||
             !column_creds(st, 4, KR_SCRAM_SHA256, &out->sha256)) {
-            snprintf(s->errmsg, sizeof s->errmsg, "malformed credentials stored for %s", jid);
+            kr__store_set_err(s, "malformed credentials stored for %s", jid);
             ret = KR_ESTORE;
         }
     } else if (rc == SQLITE_DONE) {
@@ -583,10 +842,12 @@ int kr_store_account_get(kr_store *s, const char *jid, kr_account *out)
     return ret;
 }
 
-int kr_store_account_list(kr_store *s, kr_store_account_list_cb cb, void *ud)
+static int sq_account_list(kr_store *s, kr_store_account_list_cb cb, void *ud)
 {
     sqlite3_stmt *st;
-    int rc = stmt_get(s, ST_ACCOUNT_LIST, &st);
+    int rc = txn_check(s);
+    if (rc == 0)
+        rc = stmt_get(s, ST_ACCOUNT_LIST, &st);
     if (rc < 0)
         return rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -599,75 +860,21 @@ int kr_store_account_list(kr_store *s, kr_store_account_list_cb cb, void *ud)
     return ret;
 }
 
-void kr_account_from_password(kr_account *out, const char *password, size_t len,
-                              unsigned iterations)
-{
-    memset(out, 0, sizeof *out);
-    kr_scram_creds_new(KR_SCRAM_SHA1, password, len, iterations, &out->sha1);
-    kr_scram_creds_new(KR_SCRAM_SHA256, password, len, iterations, &out->sha256);
-}
+/* ---- shared helpers of the generic stores ------------------------------------------------- */
 
-/* ---- shared helpers for the per-user tables ------------------------------------------------ */
-
-/* Map a failed write: a missing parent account shows up as a foreign key violation. */
-static int write_fail(kr_store *s, int rc)
-{
-    if (rc == SQLITE_CONSTRAINT_FOREIGNKEY) {
-        snprintf(s->errmsg, sizeof s->errmsg, "no such account");
-        return KR_ENOENT;
-    }
-    return fail(s, rc);
-}
-
-/* Step a statement that returns no row, then make it ready for reuse. */
-static int run(kr_store *s, sqlite3_stmt *st)
-{
-    int rc = sqlite3_step(st);
-    int ret = rc == SQLITE_DONE ? 0 : write_fail(s, rc);
-    stmt_done(st);
-    return ret;
-}
-
-static int stmt_simple(kr_store *s, stmt_id id)
+/* Check the caller's transaction, fetch a cached statement and bind the user to ?1 and the
+ * store to ?2. */
+static int prepare(kr_store *s, stmt_id id, const char *store, const char *user, sqlite3_stmt **out)
 {
     sqlite3_stmt *st;
-    int rc = stmt_get(s, id, &st);
-    return rc < 0 ? rc : run(s, st);
-}
-
-/* Writers take the write lock up front (IMMEDIATE), so a read-then-write sequence such as
- * the offline quota check never has to upgrade a lock and never sees a stale count. */
-static int tx_begin(kr_store *s, bool write)
-{
-    return stmt_simple(s, write ? ST_BEGIN_WRITE : ST_BEGIN_READ);
-}
-
-/* Commit when ret is 0, roll back otherwise; returns ret or the commit's failure. */
-static int tx_end(kr_store *s, int ret)
-{
-    if (ret == 0)
-        ret = stmt_simple(s, ST_COMMIT);
-    if (ret < 0 && !sqlite3_get_autocommit(s->db)) {
-        sqlite3_stmt *st;
-        if (stmt_get(s, ST_ROLLBACK, &st) == 0) {
-            sqlite3_step(st);
-            stmt_done(st);
-        }
-    }
-    return ret;
-}
-
-/* Fetch a cached statement and bind the user to ?1 and, when given, text to ?2. */
-static int prepare(kr_store *s, stmt_id id, const char *user, const char *second,
-                   sqlite3_stmt **out)
-{
-    sqlite3_stmt *st;
-    int rc = stmt_get(s, id, &st);
+    int rc = txn_check(s);
+    if (rc == 0)
+        rc = stmt_get(s, id, &st);
     if (rc < 0)
         return rc;
     rc = sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK && second)
-        rc = sqlite3_bind_text(st, 2, second, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(st, 2, store, -1, SQLITE_STATIC);
     if (rc != SQLITE_OK) {
         rc = fail(s, rc);
         stmt_done(st);
@@ -675,6 +882,16 @@ static int prepare(kr_store *s, stmt_id id, const char *user, const char *second
     }
     *out = st;
     return 0;
+}
+
+/* After binding more parameters: on a failed bind (brc), report it and release st. */
+static int bound(kr_store *s, sqlite3_stmt *st, int brc)
+{
+    if (brc == SQLITE_OK)
+        return 0;
+    int rc = fail(s, brc);
+    stmt_done(st);
+    return rc;
 }
 
 /* Run a statement returning one non-negative integer. */
@@ -686,7 +903,7 @@ static int query_count(kr_store *s, sqlite3_stmt *st, long long *out)
         sqlite3_column_int64(st, 0) >= 0) {
         *out = sqlite3_column_int64(st, 0);
     } else if (rc == SQLITE_ROW || rc == SQLITE_DONE) {
-        snprintf(s->errmsg, sizeof s->errmsg, "unexpected result of a count");
+        kr__store_set_err(s, "unexpected result of a count");
         ret = KR_ESTORE;
     } else {
         ret = fail(s, rc);
@@ -695,13 +912,13 @@ static int query_count(kr_store *s, sqlite3_stmt *st, long long *out)
     return ret;
 }
 
-static int malformed(kr_store *s, const char *what, const char *user)
+static int malformed(kr_store *s, const char *what, const char *store, const char *user)
 {
-    snprintf(s->errmsg, sizeof s->errmsg, "malformed %s stored for %s", what, user);
+    kr__store_set_err(s, "malformed %s stored in %s for %s", what, store, user);
     return KR_ESTORE;
 }
 
-/* Copy a TEXT or BLOB column as a NUL-terminated string; NULL for SQL NULL. */
+/* Copy a TEXT or BLOB column as a NUL-terminated string; NULL for SQL NULL or another type. */
 static char *column_dup(sqlite3_stmt *st, int col, size_t *len)
 {
     int type = sqlite3_column_type(st, col);
@@ -728,349 +945,127 @@ static void *grow(void *arr, size_t n, size_t *cap, size_t elem)
     return kr_xrealloc(arr, *cap * elem);
 }
 
-/* ---- rosters ------------------------------------------------------------------------------ */
+/* ---- map stores --------------------------------------------------------------------------- */
 
-void kr_roster_item_clear(kr_roster_item *it)
-{
-    if (!it)
-        return;
-    free(it->contact);
-    free(it->name);
-    free(it->pending_in_xml);
-    for (size_t i = 0; i < it->group_count; i++)
-        free(it->groups[i]);
-    free(it->groups);
-    memset(it, 0, sizeof *it);
-}
-
-void kr_roster_items_free(kr_roster_item *items, size_t n)
-{
-    if (!items)
-        return;
-    for (size_t i = 0; i < n; i++)
-        kr_roster_item_clear(&items[i]);
-    free(items);
-}
-
-static bool flag_ok(sqlite3_stmt *st, int col)
-{
-    return sqlite3_column_type(st, col) == SQLITE_INTEGER &&
-           (sqlite3_column_int64(st, col) & ~1LL) == 0;
-}
-
-/* Read the ROSTER_COLUMNS of the current row; false if the row is malformed. */
-static bool column_item(sqlite3_stmt *st, kr_roster_item *it)
-{
-    memset(it, 0, sizeof *it);
-    int ntype = sqlite3_column_type(st, 1), xtype = sqlite3_column_type(st, 6);
-    if (sqlite3_column_type(st, 0) != SQLITE_TEXT ||
-        (ntype != SQLITE_NULL && ntype != SQLITE_TEXT) ||
-        sqlite3_column_type(st, 2) != SQLITE_INTEGER || sqlite3_column_int64(st, 2) < 0 ||
-        sqlite3_column_int64(st, 2) > KR_SUB_BOTH || !flag_ok(st, 3) || !flag_ok(st, 4) ||
-        !flag_ok(st, 5) || (xtype != SQLITE_NULL && xtype != SQLITE_TEXT))
-        return false;
-    it->contact = column_dup(st, 0, NULL);
-    it->name = column_dup(st, 1, NULL);
-    it->sub = (kr_subscription)sqlite3_column_int64(st, 2);
-    it->ask = sqlite3_column_int64(st, 3) != 0;
-    it->pending_in = sqlite3_column_int64(st, 4) != 0;
-    it->approved = sqlite3_column_int64(st, 5) != 0;
-    it->pending_in_xml = column_dup(st, 6, NULL);
-    return true;
-}
-
-static void item_add_group(kr_roster_item *it, size_t *cap, char *name)
-{
-    it->groups = grow(it->groups, it->group_count, cap, sizeof *it->groups);
-    it->groups[it->group_count++] = name;
-}
-
-static int roster_version_get(kr_store *s, const char *user, uint64_t *version)
+static int sq_map_get(kr_store *s, const char *store, const char *user, const char *key,
+                      char **value, size_t *len)
 {
     sqlite3_stmt *st;
-    int rc = prepare(s, ST_ROSTER_VERSION_GET, user, NULL, &st);
-    if (rc < 0)
-        return rc;
-    rc = sqlite3_step(st);
-    int ret = 0;
-    if (rc == SQLITE_DONE)
-        *version = 0;
-    else if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_INTEGER &&
-             sqlite3_column_int64(st, 0) > 0)
-        *version = (uint64_t)sqlite3_column_int64(st, 0);
-    else if (rc == SQLITE_ROW)
-        ret = malformed(s, "roster version", user);
-    else
-        ret = fail(s, rc);
-    stmt_done(st);
-    return ret;
-}
-
-/* Inside a write transaction: count one more change of user's roster. */
-static int roster_version_bump(kr_store *s, const char *user, uint64_t *version)
-{
-    sqlite3_stmt *st;
-    int rc = prepare(s, ST_ROSTER_VERSION_BUMP, user, NULL, &st);
-    if (rc < 0)
-        return rc;
-    rc = sqlite3_step(st);
-    int ret = 0;
-    if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_INTEGER &&
-        sqlite3_column_int64(st, 0) > 0)
-        *version = (uint64_t)sqlite3_column_int64(st, 0);
-    else if (rc == SQLITE_ROW || rc == SQLITE_DONE)
-        ret = malformed(s, "roster version", user);
-    else
-        ret = write_fail(s, rc);
-    stmt_done(st);
-    return ret;
-}
-
-static int roster_items_read(kr_store *s, const char *user, kr_roster_item **items, size_t *n)
-{
-    sqlite3_stmt *st;
-    int rc = prepare(s, ST_ROSTER_ITEMS, user, NULL, &st);
-    if (rc < 0)
-        return rc;
-    size_t cap = 0;
-    int ret = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        *items = grow(*items, *n, &cap, sizeof **items);
-        if (!column_item(st, &(*items)[*n])) {
-            ret = malformed(s, "roster item", user);
-            break;
-        }
-        (*n)++;
-    }
-    if (ret == 0 && rc != SQLITE_DONE)
-        ret = fail(s, rc);
-    stmt_done(st);
-    return ret;
-}
-
-/* Attach groups (sorted by contact, then position) to items (sorted by contact). */
-static int roster_groups_read(kr_store *s, const char *user, kr_roster_item *items, size_t n)
-{
-    sqlite3_stmt *st;
-    int rc = prepare(s, ST_ROSTER_GROUPS, user, NULL, &st);
-    if (rc < 0)
-        return rc;
-    size_t i = 0, cap = 0;
-    int ret = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *contact = (const char *)sqlite3_column_text(st, 0);
-        if (!contact || sqlite3_column_type(st, 1) != SQLITE_TEXT) {
-            ret = malformed(s, "roster group", user);
-            break;
-        }
-        while (i < n && strcmp(items[i].contact, contact) < 0) {
-            i++;
-            cap = 0;
-        }
-        if (i == n || strcmp(items[i].contact, contact) != 0) {
-            ret = malformed(s, "roster group", user);
-            break;
-        }
-        item_add_group(&items[i], &cap, column_dup(st, 1, NULL));
-    }
-    if (ret == 0 && rc != SQLITE_DONE)
-        ret = fail(s, rc);
-    stmt_done(st);
-    return ret;
-}
-
-int kr_store_roster_list(kr_store *s, const char *user, kr_roster_item **items, size_t *n,
-                         uint64_t *version)
-{
-    *items = NULL;
-    *n = 0;
-    *version = 0;
-    kr_roster_item *list = NULL;
-    size_t count = 0;
-    int rc = tx_begin(s, false); /* one snapshot: the version matches the items */
-    if (rc < 0)
-        return rc;
-    rc = roster_version_get(s, user, version);
+    int rc = prepare(s, ST_MAP_GET, store, user, &st);
     if (rc == 0)
-        rc = roster_items_read(s, user, &list, &count);
-    if (rc == 0)
-        rc = roster_groups_read(s, user, list, count);
-    rc = tx_end(s, rc);
-    if (rc < 0) {
-        kr_roster_items_free(list, count);
-        *version = 0;
-        return rc;
-    }
-    *items = list;
-    *n = count;
-    return 0;
-}
-
-static int roster_item_groups_read(kr_store *s, const char *user, kr_roster_item *it)
-{
-    sqlite3_stmt *st;
-    int rc = prepare(s, ST_ROSTER_ITEM_GROUPS, user, it->contact, &st);
-    if (rc < 0)
-        return rc;
-    size_t cap = 0;
-    int ret = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (sqlite3_column_type(st, 0) != SQLITE_TEXT) {
-            ret = malformed(s, "roster group", user);
-            break;
-        }
-        item_add_group(it, &cap, column_dup(st, 0, NULL));
-    }
-    if (ret == 0 && rc != SQLITE_DONE)
-        ret = fail(s, rc);
-    stmt_done(st);
-    return ret;
-}
-
-static int roster_item_read(kr_store *s, const char *user, const char *contact, kr_roster_item *out)
-{
-    sqlite3_stmt *st;
-    int rc = prepare(s, ST_ROSTER_ITEM_GET, user, contact, &st);
+        rc = bound(s, st, sqlite3_bind_text(st, 3, key, -1, SQLITE_STATIC));
     if (rc < 0)
         return rc;
     rc = sqlite3_step(st);
     int ret = 0;
     if (rc == SQLITE_ROW) {
-        if (!column_item(st, out))
-            ret = malformed(s, "roster item", user);
+        *value = column_dup(st, 0, len);
+        if (!*value)
+            ret = malformed(s, "value", store, user);
     } else {
         ret = rc == SQLITE_DONE ? KR_ENOENT : fail(s, rc);
     }
     stmt_done(st);
-    if (ret == 0)
-        ret = roster_item_groups_read(s, user, out);
     return ret;
 }
 
-int kr_store_roster_get(kr_store *s, const char *user, const char *contact, kr_roster_item *out)
-{
-    memset(out, 0, sizeof *out);
-    int rc = tx_begin(s, false);
-    if (rc < 0)
-        return rc;
-    rc = tx_end(s, roster_item_read(s, user, contact, out));
-    if (rc < 0)
-        kr_roster_item_clear(out);
-    return rc;
-}
-
-static bool item_valid(const kr_roster_item *it)
-{
-    if (!it->contact || ((unsigned)it->sub & ~3u) != 0 || (it->group_count && !it->groups))
-        return false;
-    for (size_t i = 0; i < it->group_count; i++)
-        if (!it->groups[i])
-            return false;
-    return true;
-}
-
-static int bind_item(sqlite3_stmt *st, const kr_roster_item *it)
-{
-    int rc = sqlite3_bind_text(st, 3, it->name, -1, SQLITE_STATIC); /* NULL binds NULL */
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int(st, 4, (int)it->sub);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int(st, 5, it->ask);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int(st, 6, it->pending_in);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int(st, 7, it->approved);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(st, 8, it->pending_in_xml, -1, SQLITE_STATIC);
-    return rc;
-}
-
-static int roster_groups_write(kr_store *s, const char *user, const kr_roster_item *it)
+static int sq_map_put(kr_store *s, const char *store, const char *user, const char *key,
+                      const void *value, size_t len)
 {
     sqlite3_stmt *st;
-    int rc = prepare(s, ST_ROSTER_ITEM_GROUPS_CLEAR, user, it->contact, &st);
-    if (rc == 0)
-        rc = run(s, st);
-    for (size_t i = 0; rc == 0 && i < it->group_count; i++) {
-        rc = prepare(s, ST_ROSTER_GROUP_ADD, user, it->contact, &st);
-        if (rc < 0)
-            break;
-        int brc = sqlite3_bind_int64(st, 3, (sqlite3_int64)i);
-        if (brc == SQLITE_OK)
-            brc = sqlite3_bind_text(st, 4, it->groups[i], -1, SQLITE_STATIC);
-        if (brc != SQLITE_OK) {
-            rc = fail(s, brc);
-            stmt_done(st);
-        } else {
-            rc = run(s, st);
-        }
+    int rc = prepare(s, ST_MAP_PUT, store, user, &st);
+    if (rc == 0) {
+        int brc = sqlite3_bind_text(st, 3, key, -1, SQLITE_STATIC);
+        if (brc == SQLITE_OK) /* never a NULL pointer: an empty value is an empty BLOB */
+            brc = sqlite3_bind_blob64(st, 4, value, len, SQLITE_STATIC);
+        rc = bound(s, st, brc);
     }
-    return rc;
+    return rc < 0 ? rc : run(s, st);
 }
 
-static int roster_item_write(kr_store *s, const char *user, const kr_roster_item *it)
+static int sq_map_delete(kr_store *s, const char *store, const char *user, const char *key)
 {
     sqlite3_stmt *st;
-    int rc = prepare(s, ST_ROSTER_ITEM_PUT, user, it->contact, &st);
-    if (rc < 0)
-        return rc;
-    int brc = bind_item(st, it);
-    if (brc != SQLITE_OK) {
-        rc = fail(s, brc);
-        stmt_done(st);
-        return rc;
-    }
-    rc = run(s, st);
-    if (rc == 0)
-        rc = roster_groups_write(s, user, it);
-    return rc;
+    int rc = prepare(s, key ? ST_MAP_DELETE : ST_MAP_CLEAR, store, user, &st);
+    if (rc == 0 && key)
+        rc = bound(s, st, sqlite3_bind_text(st, 3, key, -1, SQLITE_STATIC));
+    return rc < 0 ? rc : run(s, st);
 }
 
-int kr_store_roster_put(kr_store *s, const char *user, const kr_roster_item *it, uint64_t *version)
+/* The keys that start with prefix are those in [prefix, upper): upper is prefix without its
+ * trailing 0xff bytes and with the last remaining byte incremented (byte order, as the BINARY
+ * collation compares). A prefix of only 0xff bytes has no upper bound: *upper_len is 0. */
+static void prefix_upper(const char *prefix, size_t len, char *upper, size_t *upper_len)
 {
-    if (!item_valid(it)) {
-        snprintf(s->errmsg, sizeof s->errmsg, "malformed roster item");
+    while (len > 0 && (unsigned char)prefix[len - 1] == 0xff)
+        len--;
+    memcpy(upper, prefix, len);
+    if (len > 0)
+        upper[len - 1] = (char)((unsigned char)upper[len - 1] + 1);
+    *upper_len = len;
+}
+
+/* Prepare one of the three forms (all keys, keys >= prefix, the prefix's range) of a map
+ * statement and bind the prefix bounds. */
+static int prepare_prefix(kr_store *s, stmt_id all, const char *store, const char *user,
+                          const char *prefix, char **upper, sqlite3_stmt **out)
+{
+    size_t plen = strlen(prefix), ulen = 0;
+    *upper = NULL;
+    if (plen == 0)
+        return prepare(s, all, store, user, out);
+    *upper = kr_xmalloc(plen);
+    prefix_upper(prefix, plen, *upper, &ulen);
+    /* all + 1 is the FROM form, all + 2 the RANGE form (stmt_id order). */
+    int rc = prepare(s, (stmt_id)(all + (ulen ? 2 : 1)), store, user, out);
+    if (rc < 0)
+        return rc;
+    int brc = sqlite3_bind_text(*out, 3, prefix, (int)plen, SQLITE_STATIC);
+    if (brc == SQLITE_OK && ulen)
+        brc = sqlite3_bind_text(*out, 4, *upper, (int)ulen, SQLITE_STATIC);
+    return bound(s, *out, brc);
+}
+
+static int sq_map_list(kr_store *s, const char *store, const char *user, const char *prefix,
+                       kr_store_map_cb cb, void *ud)
+{
+    if (strlen(prefix) > INT_MAX) {
+        kr__store_set_err(s, "prefix too long");
         return KR_EINVAL;
     }
-    uint64_t v = 0;
-    int rc = tx_begin(s, true);
-    if (rc < 0)
-        return rc;
-    rc = roster_item_write(s, user, it);
-    if (rc == 0)
-        rc = roster_version_bump(s, user, &v);
-    rc = tx_end(s, rc);
-    if (rc == 0 && version)
-        *version = v;
-    return rc;
-}
-
-int kr_store_roster_remove(kr_store *s, const char *user, const char *contact, uint64_t *version)
-{
-    uint64_t v = 0;
-    int rc = tx_begin(s, true);
-    if (rc < 0)
-        return rc;
     sqlite3_stmt *st;
-    rc = prepare(s, ST_ROSTER_ITEM_DELETE, user, contact, &st);
-    if (rc == 0)
-        rc = run(s, st);
-    if (rc == 0 && sqlite3_changes(s->db) == 0) /* groups go by cascade */
-        rc = KR_ENOENT;
-    if (rc == 0)
-        rc = roster_version_bump(s, user, &v);
-    rc = tx_end(s, rc);
-    if (rc == 0 && version)
-        *version = v;
-    return rc;
+    char *upper;
+    int rc = prepare_prefix(s, ST_MAP_LIST, store, user, prefix, &upper, &st);
+    if (rc < 0) {
+        free(upper);
+        return rc;
+    }
+    int ret = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *key = (const char *)sqlite3_column_text(st, 0);
+        int vtype = sqlite3_column_type(st, 1);
+        if (!key || (vtype != SQLITE_BLOB && vtype != SQLITE_TEXT)) {
+            ret = malformed(s, "map row", store, user);
+            break;
+        }
+        const char *value = sqlite3_column_blob(st, 1);
+        size_t len = (size_t)sqlite3_column_bytes(st, 1);
+        ret = cb(ud, key, value ? value : "", len);
+        if (ret != 0)
+            break;
+    }
+    if (ret == 0 && rc != SQLITE_DONE)
+        ret = fail(s, rc);
+    stmt_done(st);
+    free(upper);
+    return ret;
 }
 
-int kr_store_roster_count(kr_store *s, const char *user, size_t *n)
+static int sq_map_count(kr_store *s, const char *store, const char *user, size_t *n)
 {
-    *n = 0;
     sqlite3_stmt *st;
     long long c = 0;
-    int rc = prepare(s, ST_ROSTER_COUNT, user, NULL, &st);
+    int rc = prepare(s, ST_MAP_COUNT, store, user, &st);
     if (rc == 0)
         rc = query_count(s, st, &c);
     if (rc == 0)
@@ -1078,236 +1073,190 @@ int kr_store_roster_count(kr_store *s, const char *user, size_t *n)
     return rc;
 }
 
-/* ---- offline messages --------------------------------------------------------------------- */
-
-static int offline_count(kr_store *s, const char *user, long long *c)
+static int sq_map_size(kr_store *s, const char *store, const char *user, const char *prefix,
+                       size_t *bytes)
 {
+    if (strlen(prefix) > INT_MAX) {
+        kr__store_set_err(s, "prefix too long");
+        return KR_EINVAL;
+    }
     sqlite3_stmt *st;
-    int rc = prepare(s, ST_OFFLINE_COUNT, user, NULL, &st);
-    return rc < 0 ? rc : query_count(s, st, c);
-}
-
-static int offline_insert(kr_store *s, const char *user, const char *xml, size_t len, int64_t stamp)
-{
-    sqlite3_stmt *st;
-    int rc = prepare(s, ST_OFFLINE_INSERT, user, NULL, &st);
-    if (rc < 0)
-        return rc;
-    int brc = sqlite3_bind_int64(st, 2, stamp);
-    if (brc == SQLITE_OK) /* a non-NULL pointer: an empty message is an empty BLOB, not NULL */
-        brc = sqlite3_bind_blob64(st, 3, len ? xml : "", len, SQLITE_STATIC);
-    if (brc != SQLITE_OK) {
-        rc = fail(s, brc);
-        stmt_done(st);
-        return rc;
-    }
-    return run(s, st);
-}
-
-int kr_store_offline_push(kr_store *s, const char *user, const char *xml, size_t len, int64_t stamp,
-                          size_t quota)
-{
-    long long c = 0;
-    int rc = tx_begin(s, true); /* the count and the insert see the same queue */
-    if (rc < 0)
-        return rc;
-    rc = offline_count(s, user, &c);
-    if (rc == 0 && (unsigned long long)c >= quota) {
-        snprintf(s->errmsg, sizeof s->errmsg, "offline quota of %zu messages reached", quota);
-        rc = KR_ELIMIT;
-    }
-    if (rc == 0)
-        rc = offline_insert(s, user, xml, len, stamp);
-    return tx_end(s, rc);
-}
-
-int kr_store_offline_list(kr_store *s, const char *user, size_t max, kr_offline_msg **msgs,
-                          size_t *n)
-{
-    *msgs = NULL;
-    *n = 0;
-    if (max == 0)
-        return 0;
-    sqlite3_stmt *st;
-    int rc = prepare(s, ST_OFFLINE_LIST, user, NULL, &st);
-    if (rc < 0)
-        return rc;
-    rc = sqlite3_bind_int64(st, 2, max > (size_t)INT64_MAX ? -1 : (sqlite3_int64)max);
-    if (rc != SQLITE_OK) {
-        rc = fail(s, rc);
-        stmt_done(st);
-        return rc;
-    }
-    kr_offline_msg *list = NULL;
-    size_t count = 0, cap = 0;
-    int ret = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (sqlite3_column_type(st, 0) != SQLITE_INTEGER ||
-            sqlite3_column_type(st, 1) != SQLITE_INTEGER ||
-            (sqlite3_column_type(st, 2) != SQLITE_BLOB &&
-             sqlite3_column_type(st, 2) != SQLITE_TEXT)) {
-            ret = malformed(s, "offline message", user);
-            break;
-        }
-        list = grow(list, count, &cap, sizeof *list);
-        kr_offline_msg *m = &list[count++];
-        m->id = sqlite3_column_int64(st, 0);
-        m->stamp = sqlite3_column_int64(st, 1);
-        m->xml = column_dup(st, 2, &m->len);
-    }
-    if (ret == 0 && rc != SQLITE_DONE)
-        ret = fail(s, rc);
-    stmt_done(st);
-    if (ret < 0) {
-        kr_offline_msgs_free(list, count);
-        return ret;
-    }
-    *msgs = list;
-    *n = count;
-    return 0;
-}
-
-void kr_offline_msgs_free(kr_offline_msg *msgs, size_t n)
-{
-    if (!msgs)
-        return;
-    for (size_t i = 0; i < n; i++)
-        free(msgs[i].xml);
-    free(msgs);
-}
-
-int kr_store_offline_delete_upto(kr_store *s, const char *user, int64_t max_id)
-{
-    sqlite3_stmt *st;
-    int rc = prepare(s, ST_OFFLINE_DELETE_UPTO, user, NULL, &st);
-    if (rc < 0)
-        return rc;
-    rc = sqlite3_bind_int64(st, 2, max_id);
-    if (rc != SQLITE_OK) {
-        rc = fail(s, rc);
-        stmt_done(st);
-        return rc;
-    }
-    return run(s, st);
-}
-
-int kr_store_offline_count(kr_store *s, const char *user, size_t *n)
-{
-    long long c = 0;
-    *n = 0;
-    int rc = offline_count(s, user, &c);
-    if (rc == 0)
-        *n = (size_t)c;
-    return rc;
-}
-
-/* ---- XML documents ------------------------------------------------------------------------ */
-
-int kr_store_xml_get(kr_store *s, const char *user, const char *key, char **xml, size_t *len)
-{
-    *xml = NULL;
-    if (len)
-        *len = 0;
-    sqlite3_stmt *st;
-    int rc = prepare(s, ST_XML_GET, user, key, &st);
-    if (rc < 0)
-        return rc;
-    rc = sqlite3_step(st);
-    int ret = 0;
-    if (rc == SQLITE_ROW) {
-        *xml = column_dup(st, 0, len);
-        if (!*xml)
-            ret = malformed(s, "XML document", user);
-    } else {
-        ret = rc == SQLITE_DONE ? KR_ENOENT : fail(s, rc);
-    }
-    stmt_done(st);
-    return ret;
-}
-
-int kr_store_xml_put(kr_store *s, const char *user, const char *key, const char *xml, size_t len)
-{
-    sqlite3_stmt *st;
-    int rc = prepare(s, ST_XML_PUT, user, key, &st);
-    if (rc < 0)
-        return rc;
-    rc = sqlite3_bind_blob64(st, 3, len ? xml : "", len, SQLITE_STATIC);
-    if (rc != SQLITE_OK) {
-        rc = fail(s, rc);
-        stmt_done(st);
-        return rc;
-    }
-    return run(s, st);
-}
-
-int kr_store_xml_size(kr_store *s, const char *user, const char *prefix, size_t *bytes)
-{
-    *bytes = 0;
-    sqlite3_stmt *st;
-    int rc = prepare(s, ST_XML_SIZE, user, NULL, &st);
-    if (rc < 0)
-        return rc;
-    size_t plen = strlen(prefix);
-    rc = sqlite3_bind_blob64(st, 2, prefix, plen, SQLITE_STATIC);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int64(st, 3, (sqlite3_int64)plen);
-    if (rc != SQLITE_OK) {
-        rc = fail(s, rc);
-        stmt_done(st);
-        return rc;
-    }
+    char *upper;
     long long total = 0;
-    rc = query_count(s, st, &total);
+    int rc = prepare_prefix(s, ST_MAP_SIZE, store, user, prefix, &upper, &st);
+    if (rc == 0)
+        rc = query_count(s, st, &total);
+    free(upper);
     if (rc == 0)
         *bytes = (size_t)total;
     return rc;
 }
 
-/* ---- block lists -------------------------------------------------------------------------- */
+/* ---- archive stores ----------------------------------------------------------------------- */
 
-int kr_store_block_list(kr_store *s, const char *user, char ***jids, size_t *n)
+static int archive_count(kr_store *s, const char *store, const char *user, long long *c)
 {
-    *jids = NULL;
-    *n = 0;
     sqlite3_stmt *st;
-    int rc = prepare(s, ST_BLOCK_LIST, user, NULL, &st);
+    int rc = prepare(s, ST_ARCHIVE_COUNT, store, user, &st);
+    return rc < 0 ? rc : query_count(s, st, c);
+}
+
+static int archive_insert(kr_store *s, const char *store, const char *user, int64_t stamp,
+                          const char *with, const void *data, size_t len, int64_t *id)
+{
+    sqlite3_stmt *st;
+    int rc = prepare(s, ST_ARCHIVE_INSERT, store, user, &st);
     if (rc < 0)
         return rc;
-    char **list = NULL;
+    int brc = sqlite3_bind_int64(st, 3, stamp);
+    if (brc == SQLITE_OK) /* NULL binds NULL */
+        brc = sqlite3_bind_text(st, 4, with, -1, SQLITE_STATIC);
+    if (brc == SQLITE_OK) /* never a NULL pointer: empty data is an empty BLOB */
+        brc = sqlite3_bind_blob64(st, 5, data, len, SQLITE_STATIC);
+    rc = bound(s, st, brc);
+    if (rc == 0)
+        rc = run(s, st);
+    if (rc == 0)
+        *id = sqlite3_last_insert_rowid(db_of(s));
+    return rc;
+}
+
+static int sq_archive_append(kr_store *s, const char *store, const char *user, int64_t stamp,
+                             const char *with, const void *data, size_t len, size_t quota,
+                             int64_t *id)
+{
+    if (quota == 0) /* one statement: its own transaction, or part of the caller's */
+        return archive_insert(s, store, user, stamp, with, data, len, id);
+    bool owned;
+    long long c = 0;
+    int rc = txn_check(s);
+    if (rc == 0)
+        rc = tx_begin(s, true, &owned); /* the count and the insert see the same entries */
+    if (rc < 0)
+        return rc;
+    rc = archive_count(s, store, user, &c);
+    if (rc == 0 && (unsigned long long)c >= quota) {
+        kr__store_set_err(s, "quota of %zu entries in %s reached", quota, store);
+        rc = KR_ELIMIT;
+    }
+    if (rc == 0)
+        rc = archive_insert(s, store, user, stamp, with, data, len, id);
+    return tx_end(s, owned, rc);
+}
+
+static int archive_query_stmt(kr_store *s, unsigned shape, sqlite3_stmt **out)
+{
+    kr_sqlite *c = s->conn;
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT id, stamp, with_jid, data FROM module_archive"
+             " WHERE user = ?1 AND store = ?2%s%s%s%s%s ORDER BY id %s LIMIT ?8",
+             shape & AQ_AFTER ? " AND id > ?3" : "", shape & AQ_BEFORE ? " AND id < ?4" : "",
+             shape & AQ_START ? " AND stamp >= ?5" : "", shape & AQ_END ? " AND stamp <= ?6" : "",
+             shape & AQ_WITH ? " AND with_jid = ?7" : "", shape & AQ_NEWEST ? "DESC" : "ASC");
+    return prepare_cached(s, &c->archive_query[shape], sql, out);
+}
+
+static int sq_archive_query(kr_store *s, const char *store, const char *user,
+                            const kr_store_archive_filter *q, kr_store_archive_entry **entries,
+                            size_t *n)
+{
+    unsigned shape = (q->after_id ? AQ_AFTER : 0) | (q->before_id ? AQ_BEFORE : 0) |
+                     (q->start ? AQ_START : 0) | (q->end ? AQ_END : 0) | (q->with ? AQ_WITH : 0) |
+                     (q->newest_first ? AQ_NEWEST : 0);
+    sqlite3_stmt *st;
+    int rc = txn_check(s);
+    if (rc == 0)
+        rc = archive_query_stmt(s, shape, &st);
+    if (rc < 0)
+        return rc;
+    int brc = sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
+    if (brc == SQLITE_OK)
+        brc = sqlite3_bind_text(st, 2, store, -1, SQLITE_STATIC);
+    if (brc == SQLITE_OK && q->after_id)
+        brc = sqlite3_bind_int64(st, 3, q->after_id);
+    if (brc == SQLITE_OK && q->before_id)
+        brc = sqlite3_bind_int64(st, 4, q->before_id);
+    if (brc == SQLITE_OK && q->start)
+        brc = sqlite3_bind_int64(st, 5, q->start);
+    if (brc == SQLITE_OK && q->end)
+        brc = sqlite3_bind_int64(st, 6, q->end);
+    if (brc == SQLITE_OK && q->with)
+        brc = sqlite3_bind_text(st, 7, q->with, -1, SQLITE_STATIC);
+    if (brc == SQLITE_OK)
+        brc = sqlite3_bind_int64(st, 8, q->max > (size_t)INT64_MAX ? -1 : (sqlite3_int64)q->max);
+    rc = bound(s, st, brc);
+    if (rc < 0)
+        return rc;
+    kr_store_archive_entry *list = NULL;
     size_t count = 0, cap = 0;
     int ret = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (sqlite3_column_type(st, 0) != SQLITE_TEXT) {
-            ret = malformed(s, "block list entry", user);
+        int wtype = sqlite3_column_type(st, 2), dtype = sqlite3_column_type(st, 3);
+        if (sqlite3_column_type(st, 0) != SQLITE_INTEGER ||
+            sqlite3_column_type(st, 1) != SQLITE_INTEGER ||
+            (wtype != SQLITE_NULL && wtype != SQLITE_TEXT) ||
+            (dtype != SQLITE_BLOB && dtype != SQLITE_TEXT)) {
+            ret = malformed(s, "archive entry", store, user);
             break;
         }
         list = grow(list, count, &cap, sizeof *list);
-        list[count++] = column_dup(st, 0, NULL);
+        kr_store_archive_entry *e = &list[count++];
+        e->id = sqlite3_column_int64(st, 0);
+        e->stamp = sqlite3_column_int64(st, 1);
+        e->with = column_dup(st, 2, NULL);
+        e->data = column_dup(st, 3, &e->len);
     }
     if (ret == 0 && rc != SQLITE_DONE)
         ret = fail(s, rc);
     stmt_done(st);
     if (ret < 0) {
-        for (size_t i = 0; i < count; i++)
-            free(list[i]);
-        free(list);
+        kr_store_archive_entries_free(list, count);
         return ret;
     }
-    *jids = list;
+    *entries = list;
     *n = count;
     return 0;
 }
 
-int kr_store_block_add(kr_store *s, const char *user, const char *jid)
+static int sq_archive_delete_upto(kr_store *s, const char *store, const char *user, int64_t max_id)
 {
     sqlite3_stmt *st;
-    int rc = prepare(s, ST_BLOCK_ADD, user, jid, &st);
+    int rc = prepare(s, ST_ARCHIVE_DELETE_UPTO, store, user, &st);
+    if (rc == 0)
+        rc = bound(s, st, sqlite3_bind_int64(st, 3, max_id));
     return rc < 0 ? rc : run(s, st);
 }
 
-int kr_store_block_remove(kr_store *s, const char *user, const char *jid)
+static int sq_archive_count(kr_store *s, const char *store, const char *user, size_t *n)
 {
-    sqlite3_stmt *st;
-    int rc = prepare(s, jid ? ST_BLOCK_REMOVE : ST_BLOCK_CLEAR, user, jid, &st);
-    return rc < 0 ? rc : run(s, st);
+    long long c = 0;
+    int rc = archive_count(s, store, user, &c);
+    if (rc == 0)
+        *n = (size_t)c;
+    return rc;
 }
+
+const kr_store_driver kr__store_sqlite_driver = {
+    .name = "sqlite",
+    .open = sq_open,
+    .close = sq_close,
+    .account_create = sq_account_create,
+    .account_update = sq_account_update,
+    .account_delete = sq_account_delete,
+    .account_get = sq_account_get,
+    .account_list = sq_account_list,
+    .begin = sq_begin,
+    .commit = sq_commit,
+    .rollback = sq_rollback,
+    .map_get = sq_map_get,
+    .map_put = sq_map_put,
+    .map_delete = sq_map_delete,
+    .map_list = sq_map_list,
+    .map_count = sq_map_count,
+    .map_size = sq_map_size,
+    .archive_append = sq_archive_append,
+    .archive_query = sq_archive_query,
+    .archive_delete_upto = sq_archive_delete_upto,
+    .archive_count = sq_archive_count,
+};

@@ -478,6 +478,36 @@ def tls13_record_seeds():
         (4, b"\x14\x01"), (4, b"\x17"), (4, b"\x15\x02\x28"), (1, msg)))
 
 
+def record_seeds():
+    """Stored values for fuzz_record.c: records as core/record.c writes them, and broken ones."""
+    def varint(n):
+        out = bytearray()
+        while True:
+            b = n & 0x7f
+            n >>= 7
+            out.append(b | 0x80 if n else b)
+            if not n:
+                return bytes(out)
+
+    def record(*fields):
+        out = bytearray(b"\x01")
+        for k, v in fields:
+            if isinstance(v, str):
+                v = v.encode("utf-8")
+            out += bytes([len(k)]) + k.encode("ascii") + varint(len(v)) + v
+        return bytes(out + b"\x00")
+    item = record(("name", "Carol"), ("sub", "3"), ("ask", "1"), ("pending_in", "1"),
+                  ("approved", "1"), ("pending_in_xml", "<presence type='subscribe'/>"),
+                  ("group", "Friends"), ("group", "Work"), ("group", ""))
+    write("record", "roster-item", item)
+    write("record", "empty", record())
+    write("record", "binary", record(("data", b"\x00\xff<m/>\x00"), ("n", "-9223372036854775808")))
+    write("record", "long-value", record(("v", "x" * 300)))
+    write("record", "cut", item[:-1])
+    write("record", "trailing", item + b"\x00")
+    write("record", "not-minimal", b"\x01\x01a\x81\x00x\x00")
+
+
 if __name__ == "__main__":
     c2s_seeds()
     xml_seeds()
@@ -486,3 +516,4 @@ if __name__ == "__main__":
     config_seeds()
     s2s_seeds()
     tls13_record_seeds()
+    record_seeds()

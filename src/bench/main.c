@@ -253,8 +253,16 @@ static void on_message(kr_bench_slot *s, kr_xml_node *e, kr_arena *a)
         w->delivered_window++;
         kr_bench_hist_add(&w->lat, now > ts ? (now - ts) / 1000 : 0);
     }
-    if (phase_get(w->run) == KR_BENCH_PH_RUN && w->run->o->msg_rate <= 0)
-        pair_fill(p);
+    if (w->run->o->msg_rate <= 0) {
+        /* Count the send as outstanding before looking at the phase: the main thread sets
+         * KR_BENCH_PH_DRAIN and then waits for nothing to be outstanding, so either it sees
+         * this count or this worker sees the new phase; a send cannot slip in between and
+         * arrive after the drain ended (it would be "late" and the run invalid). */
+        atomic_fetch_add(&w->a_outstanding, 1);
+        if (phase_get(w->run) == KR_BENCH_PH_RUN)
+            pair_fill(p);
+        atomic_fetch_sub(&w->a_outstanding, 1);
+    }
 }
 
 static void send_presence_to(kr_bench_conn *c, const char *to, const char *type)

@@ -7,25 +7,28 @@
 # server start commands), and writes docs/PERFORMANCE.md from them (scripts/bench_report.py).
 # Steps: install prosody/ejabberd if missing (without letting the packages start their
 # services), make one self-signed ECDSA P-256 certificate for bench.localhost, start the three
-# servers on loopback from their own directories (templates in bench/), create the same
-# accounts on each with its own tool, create the `presence` rosters once per server, then run
-# every workload against every server interleaved (A B C A B C ...) for ROUNDS rounds.
+# servers (and an older kurierd if asked, below) on loopback from their own directories
+# (templates in bench/), create the same accounts on each with its own tool, create the
+# `presence` rosters once per server, then run every workload against every server
+# interleaved (A B C A B C ...) for ROUNDS rounds.
 # Invariants: only 127.0.0.1 is ever a target; every server process started here is stopped
 # by the EXIT trap (by its PID); a server that cannot be started is reported, never faked.
 #
 # Environment (defaults in parentheses; QUICK=1 switches to small ones):
-#   ROUNDS (3; QUICK 1)  SERVERS ("kurier ejabberd prosody")  WORKLOADS (all, in this order:
+#   ROUNDS (3; QUICK 1)  SERVERS ("kurier ejabberd prosody"; names: those and kurier-base)
+#   WORKLOADS (all, in this order:
 #   "msg msg-half msg-light login idle presence")  IDLE_N (19900; QUICK 300)  PRESENCE_R (1000; QUICK 50)
 #   MSG_PAIRS (100; QUICK 20)  MSG_WINDOW (4)  MSG_WARMUP (5; QUICK 1)  MSG_DURATION (10; QUICK 3)
 #   LOGIN_N (1000; QUICK 200)  LOGIN_C (50; QUICK 20)  IDLE_HOLD (10; QUICK 3)  IDLE_RATE (1000)
 #   SETUP_TIMEOUT (300: seconds for the one-time setup-roster, tried twice)
 #   MSG_HALF_RATE (msg-half's offered load in msg/s, open loop; default: half of Kurier's
 #   delivered msg/s in this run's first valid `msg` run, so `msg` must come first)
-#   HALF_SERVERS ("kurier": the servers msg-half runs against; the rate is above the others' peak)
+#   HALF_SERVERS ("kurier", and kurier-base when it runs: the servers msg-half runs against;
+#   the rate is above ejabberd's and Prosody's peak)
 #   MSG_HALF_WINDOW (64: in-flight bound per pair under --msg-rate; never reached when healthy)
 #   BUILD (build)  BENCH_WORK (a new /tmp/kurier-bench.XXXXXX, removed at the end unless
 #   KEEP_WORK=1)  REPORT (docs/PERFORMANCE.md)  SUMMARY (bench/results/latest-summary.json)
-#   KURIER_PORT (15222)  EJABBERD_PORT (35222)
+#   KURIER_PORT (15222)  KURIER_BASE_PORT (16222)  EJABBERD_PORT (35222)
 #   PROSODY_PORT (25222); each server also uses PORT+1 for direct TLS, ejabberd PORT+77 for
 #   its Erlang distribution (loopback only).
 #   PIN ("": everything shares all CPUs): "SERVER_CPUS/BENCH_CPUS" in taskset's list syntax,
@@ -33,6 +36,29 @@
 #   (kurierd's workers: 0 follows its affinity, ejabberd gets +S N:N +SDcpu N:N, Prosody is
 #   single-threaded anyway) and kurier-bench on BENCH_CPUS with -t N, so the load generator
 #   never takes CPU from the server it measures.
+#
+# An older Kurier beside the current one (to check a change against main in the same run):
+# the server name kurier-base is a second kurierd run exactly like kurier (the same
+# bench/kurierd.yml, the same accounts created with that build's own kurierctl, the same PIN,
+# its own directory and KURIER_BASE_PORT) in the same interleaved rounds; the two trade
+# places in even rounds, so that neither always runs right after the other.
+# Its binaries come from one of
+#   BASE_KURIERD, BASE_KURIERCTL: paths of an existing build (BASE_KURIERCTL defaults to the
+#     kurierctl next to BASE_KURIERD);
+#   BASE_REF: a revision of this repository, e.g. BASE_REF=6030ec4 or BASE_REF=main. bench.sh
+#     checks it out with `git worktree add --detach` under the work directory, builds its
+#     release kurierd and kurierctl (meson setup --buildtype=release -Dtests=disabled, ninja,
+#     -j BASE_JOBS if set) into WORK/kurier-base-build, and removes the worktree again; the
+#     build log is kept with the results. With BENCH_WORK, a build of the same commit left
+#     there by an earlier run is reused.
+# versions.tsv records its `kurierd -V`, and the commit (git rev-parse) or the path. With
+# BASE_REF or BASE_KURIERD set, SERVERS defaults to "kurier kurier-base ejabberd prosody" and
+# HALF_SERVERS to "kurier kurier-base" (msg-half offers both the same rate). The report adds
+# "Kurier against an older Kurier": both builds' medians, their ratios and the verdicts msg/s
+# and CPU per message within 5 %, logins/s and KiB per idle connection no worse. Only the two
+# builds, quickly:
+#   QUICK=1 SERVERS="kurier kurier-base" BASE_REF=main WORKLOADS="msg login idle" \
+#     REPORT=/tmp/perf.md SUMMARY=/tmp/perf.json scripts/bench.sh
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -45,10 +71,21 @@ else
     d_rounds=3 d_idle=19900 d_r=1000 d_pairs=100 d_warm=5 d_dur=10 d_login=1000 d_loginc=50 d_hold=10
 fi
 ROUNDS=${ROUNDS:-$d_rounds}
-SERVERS=${SERVERS:-kurier ejabberd prosody}
+BASE_REF=${BASE_REF:-}
+BASE_KURIERD=${BASE_KURIERD:-}
+BASE_KURIERCTL=${BASE_KURIERCTL:-}
+BASE_JOBS=${BASE_JOBS:-}
+if [ -n "$BASE_REF$BASE_KURIERD" ]; then
+    SERVERS=${SERVERS:-kurier kurier-base ejabberd prosody}
+else
+    SERVERS=${SERVERS:-kurier ejabberd prosody}
+fi
 WORKLOADS=${WORKLOADS:-msg msg-half msg-light login idle presence}
 MSG_HALF_RATE=${MSG_HALF_RATE:-}
-HALF_SERVERS=${HALF_SERVERS:-kurier}
+case " $SERVERS " in
+    *" kurier-base "*) HALF_SERVERS=${HALF_SERVERS:-kurier kurier-base} ;;
+    *) HALF_SERVERS=${HALF_SERVERS:-kurier} ;;
+esac
 MSG_HALF_WINDOW=${MSG_HALF_WINDOW:-64}
 IDLE_N=${IDLE_N:-$d_idle}
 IDLE_HOLD=${IDLE_HOLD:-$d_hold}
@@ -64,6 +101,7 @@ SETUP_TIMEOUT=${SETUP_TIMEOUT:-300}
 REPORT=${REPORT:-$REPO/docs/PERFORMANCE.md}
 SUMMARY=${SUMMARY:-$REPO/bench/results/latest-summary.json}
 KURIER_PORT=${KURIER_PORT:-15222}
+KURIER_BASE_PORT=${KURIER_BASE_PORT:-16222}
 EJABBERD_PORT=${EJABBERD_PORT:-35222}
 PROSODY_PORT=${PROSODY_PORT:-25222}
 EJABBERD_DIST_PORT=$((EJABBERD_PORT + 77))
@@ -110,6 +148,39 @@ KURIERCTL=$BUILD/kurierctl
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
+ALL_SERVERS="kurier kurier-base ejabberd prosody"
+for s in $SERVERS; do
+    case " $ALL_SERVERS " in
+        *" $s "*) ;;
+        *) die "unknown server '$s' in SERVERS (${ALL_SERVERS// /, })" ;;
+    esac
+done
+
+# kurier-base's binaries: given (BASE_KURIERD, BASE_KURIERCTL) or built from BASE_REF below.
+BASE_SHA="" KB_KURIERD="" KB_KURIERCTL=""
+abs_path() { case $1 in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
+case " $SERVERS " in
+    *" kurier-base "*)
+        if [ -n "$BASE_REF" ] && [ -n "$BASE_KURIERD$BASE_KURIERCTL" ]; then
+            die "kurier-base: set either BASE_REF or BASE_KURIERD (and BASE_KURIERCTL), not both"
+        elif [ -n "$BASE_REF" ]; then
+            BASE_SHA=$(git -C "$REPO" rev-parse --verify --quiet "$BASE_REF^{commit}") \
+                || die "kurier-base: BASE_REF=$BASE_REF is not a revision of $REPO"
+        elif [ -n "$BASE_KURIERD" ]; then
+            KB_KURIERD=$(abs_path "$BASE_KURIERD")
+            KB_KURIERCTL=$(abs_path "${BASE_KURIERCTL:-$(dirname "$BASE_KURIERD")/kurierctl}")
+            for b in "$KB_KURIERD" "$KB_KURIERCTL"; do
+                [ -x "$b" ] || die "kurier-base: $b is not an executable (BASE_KURIERD, BASE_KURIERCTL)"
+            done
+        else
+            die "kurier-base in SERVERS needs its binaries:" \
+                "BASE_REF=<git revision> or BASE_KURIERD=<path> [BASE_KURIERCTL=<path>]"
+        fi ;;
+    *)
+        [ -z "$BASE_REF$BASE_KURIERD$BASE_KURIERCTL" ] \
+            || log "BASE_REF/BASE_KURIERD/BASE_KURIERCTL ignored: kurier-base is not in SERVERS" ;;
+esac
+
 for b in "$BENCH" "$KURIERD" "$KURIERCTL"; do
     [ -x "$b" ] || die "$b missing: build the release tree first (make build, or make bench)"
 done
@@ -155,6 +226,14 @@ descendant() { # pid name [argument] -> a descendant of pid with that command na
     done
 }
 
+BASE_SRC=""   # kurier-base's git worktree while it exists
+remove_base_worktree() {
+    [ -n "$BASE_SRC" ] || return 0
+    git -C "$REPO" worktree remove --force "$BASE_SRC" > /dev/null 2>&1 \
+        || log "could not remove the git worktree $BASE_SRC (git worktree list shows it)"
+    BASE_SRC=""
+}
+
 cleanup() {
     local s b
     trap - EXIT INT TERM
@@ -169,9 +248,10 @@ cleanup() {
     done
     for s in "${!LAUNCHER[@]}"; do stop_pid "${LAUNCHER[$s]}" 5; done
     wait 2>/dev/null || true
+    remove_base_worktree
     if [ -z "${BENCH_WORK:-}" ] && [ "${KEEP_WORK:-0}" != 1 ]; then
         # keep the servers' logs with the results, drop data and spools
-        for s in kurier ejabberd prosody; do
+        for s in $ALL_SERVERS; do
             [ -d "$WORK/$s" ] || continue
             mkdir -p "$RESULTS/logs/$s"
             find "$WORK/$s" -maxdepth 2 -name '*.log' -exec cp {} "$RESULTS/logs/$s/" \; 2>/dev/null || true
@@ -245,24 +325,50 @@ create_range() { # first last -> numbers, one a line
 account_numbers() { create_range 0 $((BASE_N - 1)); create_range "$PFIRST" $((PFIRST + PRESENCE_R)); }
 
 # ------------------------------------------------------------------ kurierd
-start_kurier() {
-    local d=$WORK/kurier
+# kurier and kurier-base: the same config template, each in its own directory.
+start_kurierd() { # server port kurierd kurierctl
+    local s=$1 port=$2 bin=$3 ctl=$4 d=$WORK/$1
     mkdir -p "$d/data"
-    port_free "$KURIER_PORT" && port_free $((KURIER_PORT + 1)) \
-        || { mark_down kurier "port $KURIER_PORT or $((KURIER_PORT + 1)) in use"; return 1; }
+    port_free "$port" && port_free $((port + 1)) \
+        || { mark_down "$s" "port $port or $((port + 1)) in use"; return 1; }
     fill "$REPO/bench/kurierd.yml" "$d/kurierd.yml" WORK="$d" CERT="$WORK/cert.pem" \
-        KEY="$WORK/key.pem" PORT="$KURIER_PORT" DPORT=$((KURIER_PORT + 1))
-    (cd "$d" && exec "${SRV_PIN[@]}" "$KURIERD" -c "$d/kurierd.yml") < /dev/null > "$d/kurierd.log" 2>&1 &
-    PID[kurier]=$!
-    record_start kurier "cd $d && ${SRV_PIN[*]}${SRV_PIN:+ }$KURIERD -c $d/kurierd.yml   (config: bench/kurierd.yml)"
-    wait_listening kurier "$KURIER_PORT" "${PID[kurier]}" 30 \
-        || { mark_down kurier "kurierd did not start: $(tail -3 "$d/kurierd.log" | tr '\n' ' ')"; return 1; }
-    log "kurierd up (PID ${PID[kurier]}), creating $((BASE_N + PRESENCE_R + 1)) accounts"
+        KEY="$WORK/key.pem" PORT="$port" DPORT=$((port + 1))
+    (cd "$d" && exec "${SRV_PIN[@]}" "$bin" -c "$d/kurierd.yml") < /dev/null > "$d/kurierd.log" 2>&1 &
+    PID[$s]=$!
+    record_start "$s" "cd $d && ${SRV_PIN[*]}${SRV_PIN:+ }$bin -c $d/kurierd.yml   (config: bench/kurierd.yml)"
+    wait_listening "$s" "$port" "${PID[$s]}" 30 \
+        || { mark_down "$s" "kurierd did not start: $(tail -3 "$d/kurierd.log" | tr '\n' ' ')"; return 1; }
+    log "$s: kurierd up (PID ${PID[$s]}), creating $((BASE_N + PRESENCE_R + 1)) accounts"
     account_numbers | xargs -P 4 -I{} sh -c \
         'echo "pw$1" | "$0" -c "$2" adduser "bench$1@$3" > /dev/null' \
-        "$KURIERCTL" {} "$d/kurierd.yml" "$DOMAIN" \
-        || { mark_down kurier "kurierctl adduser failed"; return 1; }
-    record_start kurier-accounts "echo pwI | $KURIERCTL -c $d/kurierd.yml adduser benchI@$DOMAIN (for each I)"
+        "$ctl" {} "$d/kurierd.yml" "$DOMAIN" \
+        || { mark_down "$s" "kurierctl adduser failed"; return 1; }
+    record_start "$s-accounts" "echo pwI | $ctl -c $d/kurierd.yml adduser benchI@$DOMAIN (for each I)"
+}
+
+start_kurier() { start_kurierd kurier "$KURIER_PORT" "$KURIERD" "$KURIERCTL"; }
+start_kurier_base() { start_kurierd kurier-base "$KURIER_BASE_PORT" "$KB_KURIERD" "$KB_KURIERCTL"; }
+
+# kurier-base from BASE_REF: that revision's release kurierd and kurierctl, built in a
+# temporary worktree (removed as soon as the build is done) into WORK/kurier-base-build.
+build_base() {
+    local bdir=$WORK/kurier-base-build blog=$RESULTS/kurier-base-build.log
+    KB_KURIERD=$bdir/kurierd KB_KURIERCTL=$bdir/kurierctl
+    if [ "$(cat "$bdir/bench-commit" 2>/dev/null)" = "$BASE_SHA" ] \
+        && [ -x "$KB_KURIERD" ] && [ -x "$KB_KURIERCTL" ]; then
+        log "kurier-base: reusing the build of $BASE_SHA in $bdir"
+        return 0
+    fi
+    rm -rf "$bdir"
+    BASE_SRC=$(mktemp -d "$WORK/kurier-base-src.XXXXXX")
+    log "kurier-base: building $BASE_REF ($BASE_SHA) in $bdir (log: $blog)"
+    {
+        git -C "$REPO" worktree add --detach "$BASE_SRC" "$BASE_SHA" \
+            && meson setup "$bdir" "$BASE_SRC" --buildtype=release -Dtests=disabled \
+            && ninja -C "$bdir" ${BASE_JOBS:+-j "$BASE_JOBS"} kurierd kurierctl
+    } > "$blog" 2>&1 || die "kurier-base: building $BASE_REF failed: $(tail -3 "$blog" | tr '\n' ' ')"
+    echo "$BASE_SHA" > "$bdir/bench-commit"
+    remove_base_worktree
 }
 
 # ------------------------------------------------------------------ Prosody
@@ -362,25 +468,38 @@ EOF
 }
 
 # ------------------------------------------------------------------ versions, machine
+[ -z "$BASE_SHA" ] || build_base
 {
     echo "kurierd	$("$KURIERD" --version 2>&1 | head -1)"
     echo "kurier-git	$(git -C "$REPO" describe --always --dirty 2>/dev/null || echo unknown)"
+    if [ -n "$KB_KURIERD" ]; then
+        echo "kurier-base	$("$KB_KURIERD" -V 2>&1 | head -1)"
+        if [ -n "$BASE_SHA" ]; then
+            echo "kurier-base-git	$BASE_SHA (BASE_REF=$BASE_REF, built by bench.sh)"
+        else
+            echo "kurier-base-binary	$KB_KURIERD (BASE_KURIERD), $KB_KURIERCTL"
+        fi
+    fi
 } > "$RESULTS/versions.tsv"
 "$PY" "$REPO/scripts/bench_report.py" machine > "$RESULTS/machine.json"
 
-port_of() { case $1 in kurier) echo "$KURIER_PORT" ;; ejabberd) echo "$EJABBERD_PORT" ;; prosody) echo "$PROSODY_PORT" ;; esac; }
-
-for s in $SERVERS; do
-    case $s in
-        kurier|ejabberd|prosody) ;;
-        *) die "unknown server '$s' in SERVERS (kurier, ejabberd, prosody)" ;;
+port_of() {
+    case $1 in
+        kurier) echo "$KURIER_PORT" ;;
+        kurier-base) echo "$KURIER_BASE_PORT" ;;
+        ejabberd) echo "$EJABBERD_PORT" ;;
+        prosody) echo "$PROSODY_PORT" ;;
     esac
-    if "start_$s"; then AVAILABLE+=("$s"); fi
+}
+
+for s in $SERVERS; do   # names checked above
+    if "start_${s//-/_}"; then AVAILABLE+=("$s"); fi
 done
-if dpkg-query -W prosody > /dev/null 2>&1; then
+# (the packages' versions only for the servers asked for)
+if [[ " $SERVERS " == *" prosody "* ]] && dpkg-query -W prosody > /dev/null 2>&1; then
     echo "prosody	$(prosodyctl about 2>/dev/null | head -1) (Debian $(dpkg-query -W -f='${Version}' prosody), $(prosodyctl about 2>/dev/null | sed -n 's/^Lua version: *//p' | head -1 | tr -s ' \t' ' ' | sed 's/^ //'))" >> "$RESULTS/versions.tsv"
 fi
-if dpkg-query -W ejabberd > /dev/null 2>&1; then
+if [[ " $SERVERS " == *" ejabberd "* ]] && dpkg-query -W ejabberd > /dev/null 2>&1; then
     ev=$( [ -n "${PID[ejabberd]:-}" ] && ejctl status 2>/dev/null | sed -n 's/ is running.*//p' | head -1 || true)
     echo "ejabberd	${ev:-ejabberd $(dpkg-query -W -f='${Version}' ejabberd)} (Erlang/OTP $(erl -noshell -eval 'io:format("~s",[erlang:system_info(otp_release)]), halt().' 2>/dev/null))" >> "$RESULTS/versions.tsv"
 fi
@@ -469,6 +588,19 @@ case " $WORKLOADS " in *" presence "*)
     done ;;
 esac
 
+# The servers of round $1 in order: AVAILABLE's, except that kurier and kurier-base trade
+# places in even rounds (when both run), so that neither always runs right after the other.
+round_order() {
+    local s both=0
+    [[ " ${AVAILABLE[*]} " == *" kurier "* && " ${AVAILABLE[*]} " == *" kurier-base "* ]] && both=1
+    for s in "${AVAILABLE[@]}"; do
+        if [ $both = 1 ] && [ $(($1 % 2)) = 0 ]; then
+            case $s in kurier) s=kurier-base ;; kurier-base) s=kurier ;; esac
+        fi
+        echo "$s"
+    done
+}
+
 for ((r = 1; r <= ROUNDS; r++)); do
     for w in $WORKLOADS; do
         if [ "$w" = msg-half ] && [ -z "$MSG_HALF_RATE" ]; then
@@ -479,7 +611,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
             fi
             log "msg-half: offering $MSG_HALF_RATE msg/s (half of Kurier's first valid msg run)"
         fi
-        for s in "${AVAILABLE[@]}"; do
+        for s in $(round_order "$r"); do
             runs_workload "$s" "$w" || continue
             # shellcheck disable=SC2046
             run_bench "$s" "$w" "$r" $(workload_args "$w")
@@ -495,6 +627,10 @@ done
     echo "LOGIN_N=$LOGIN_N LOGIN_C=$LOGIN_C SETUP_TIMEOUT=$SETUP_TIMEOUT"
     echo "MSG_HALF_RATE=${MSG_HALF_RATE:-} HALF_SERVERS=\"$HALF_SERVERS\" MSG_HALF_WINDOW=$MSG_HALF_WINDOW"
     echo "PIN=$PIN LOAD_AT_START=$LOAD_AT_START"
+    case " $SERVERS " in *" kurier-base "*)
+        echo "KURIER_BASE_PORT=$KURIER_BASE_PORT BASE_REF=$BASE_REF" \
+            "BASE_KURIERD=$BASE_KURIERD BASE_KURIERCTL=$BASE_KURIERCTL" ;;
+    esac
 } > "$RESULTS/settings.txt"
 "$PY" "$REPO/scripts/bench_report.py" report "$RESULTS" "$REPORT" "$SUMMARY"
 log "wrote $REPORT and $SUMMARY (raw: $RAW)"

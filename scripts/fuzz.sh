@@ -59,11 +59,15 @@ PKG_LIBS=$(pkg-config --libs $PKGS)
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
 CFLAGS="-std=c11 -D_GNU_SOURCE -g -O1 -Wall -Wextra -Werror -Wno-unused-parameter $SAN -Isrc"
 
-# The libraries' sources (meson's kr_core, kr_xml, kr_xmpp, kr_sasl), the server's stanza code,
-# the inbound s2s stream protocol with its dialback keys (for s2s_in) and the TLS 1.3 record
-# layer (for tls13_record).
+# The libraries' sources (meson's kr_core, kr_xml, kr_xmpp, kr_sasl), the server's stanza code
+# and address table, the protocols that run without I/O of their own: the client stream (with
+# the limits and random-id code it calls, for c2s_session), the inbound s2s stream with its
+# dialback keys (s2s_in) and the component stream (component), and the TLS 1.3 record layer
+# (tls13_record).
 LIB_SRCS=$(ls src/core/*.c src/xml/*.c src/xmpp/*.c src/sasl/*.c src/server/stanza.c \
-    src/server/s2s_in_stream.c src/server/dialback.c src/net/tls13_record.c)
+    src/server/hosts.c src/server/c2s_stream.c src/server/limits.c src/server/random.c \
+    src/server/s2s_in_stream.c src/server/dialback.c src/server/component_stream.c \
+    src/net/tls13_record.c)
 newest_header=$(ls -t src/*/*.h | head -n1)
 
 mkdir -p "$OUT/obj"

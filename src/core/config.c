@@ -20,8 +20,11 @@
  * with one line "FILE:LINE: sentence." (LINE from the offending node).
  * Invariant: a kr_config is either all zeros or owns every string, list and
  * section block it points to. Listeners are STARTTLS (RFC 6120 §5) or direct
- * TLS (XEP-0368) addresses; served domains are DNS names or IP literals
- * (RFC 7622 §3.2).
+ * TLS (XEP-0368) addresses, and XEP-0114 component listeners, whose plaintext
+ * ones must be loopback addresses; served domains are DNS names or IP literals
+ * (RFC 7622 §3.2). The component secrets (domain -> secret) are checked
+ * against "domains" once the whole file is read, and no message quotes a
+ * secret.
  */
 #include "core/config.h"
 
@@ -59,12 +62,16 @@
 #define KR_CFG_NAMES(p, f, n, least, chk, d) KR_CONFIG_NAMES(kr_config, p, f, n, least, chk, d)
 #define KR_CFG_ADDRS(p, f, d) KR_CONFIG_ADDRS(kr_config, p, f, d)
 #define KR_CFG_HOSTS(p, f) KR_CONFIG_HOSTS(kr_config, p, f)
+#define KR_CFG_ADDRS_CHECKED(p, f, chk, d) KR_CONFIG_ADDRS_CHECKED(kr_config, p, f, chk, d)
+#define KR_CFG_SECRETS(p, f) KR_CONFIG_SECRETS(kr_config, p, f)
 
 /* Index order must match kr_log_level. */
 static const char *const kr_cfg_log_levels[] = {"error", "warn", "info", "debug", NULL};
 _Static_assert(KR_LOG_ERROR == 0 && KR_LOG_WARN == 1 && KR_LOG_INFO == 2 && KR_LOG_DEBUG == 3,
                "kr_cfg_log_levels follows kr_log_level");
 static const char *const kr_cfg_drivers[] = {"sqlite", NULL};
+
+static const char *kr_cfg_loopback_check(char *host);
 
 static const kr_config_key kr_cfg_keys[] = {
     KR_CFG_NAMES("domains", domains, domain_count, 1, kr_config_domain_check, "localhost"),
@@ -98,12 +105,6 @@ static const kr_config_key kr_cfg_keys[] = {
                "10"),
     KR_CFG_NUM("limits.login_failure_window_s", limits.login_failure_window_s, 1, 86400, "600"),
     KR_CFG_NUM("limits.login_cooldown_s", limits.login_cooldown_s, 1, 86400, "300"),
-    KR_CFG_NUM("roster.max_items", roster.max_items, 1, 100000, "1000"),
-    KR_CFG_FLAG("offline.enabled", offline.enabled, "true"),
-    KR_CFG_NUM("offline.max_messages", offline.max_messages, 1, 100000, "500"),
-    KR_CFG_NUM("services.vcard_max_bytes", services.vcard_max_bytes, 1024, 16777216, "65536"),
-    KR_CFG_NUM("services.private_max_bytes", services.private_max_bytes, 1024, 16777216, "65536"),
-    KR_CFG_FLAG("services.version_show_os", services.version_show_os, "false"),
     KR_CFG_FLAG("s2s.enabled", s2s.enabled, "false"),
     KR_CFG_ADDRS("s2s.starttls", s2s.starttls, "127.0.0.1:5269"),
     KR_CFG_ADDRS("s2s.direct_tls", s2s.direct_tls, "127.0.0.1:5270"),
@@ -116,8 +117,9 @@ static const kr_config_key kr_cfg_keys[] = {
     KR_CFG_NUM("s2s.queue_max_stanzas", s2s.queue_max_stanzas, 1, 1000000, "1000"),
     KR_CFG_OPT("s2s.dnssec_trust_anchor", s2s.dnssec_trust_anchor, ""),
     KR_CFG_OPT("s2s.resolver_config", s2s.resolver_config, ""),
-    KR_CFG_FLAG("registration.enabled", registration.enabled, "false"),
-    KR_CFG_NUM("registration.per_ip_per_hour", registration.per_ip_per_hour, 1, 10000, "5"),
+    KR_CFG_ADDRS("component.direct_tls", component.direct_tls, ""),
+    KR_CFG_ADDRS_CHECKED("component.plain", component.plain, kr_cfg_loopback_check, ""),
+    KR_CFG_SECRETS("component.secrets", component.secrets),
 };
 
 #define KR_CFG_KEY_COUNT (sizeof(kr_cfg_keys) / sizeof(kr_cfg_keys[0]))
@@ -268,6 +270,9 @@ static void kr_cfg_expectation(kr_buf *b, const kr_cfg_slot *k)
     case KR_CONFIG_HOSTMAP:
         kr_buf_puts(b, "a mapping of domain names to \"IP:port\" addresses");
         break;
+    case KR_CONFIG_SECRETS:
+        kr_buf_puts(b, "a mapping of domain names to secrets");
+        break;
     }
 }
 
@@ -377,6 +382,7 @@ static int kr_cfg_set_scalar(kr_cfg_ctx *x, const kr_cfg_slot *k, const char *v,
     case KR_CONFIG_STRLIST:
     case KR_CONFIG_LISTEN:
     case KR_CONFIG_HOSTMAP:
+    case KR_CONFIG_SECRETS:
         break;
     }
     abort(); /* lists and maps never come here */
@@ -495,6 +501,20 @@ static bool kr_cfg_listen_parse(const char *v, size_t len, kr_listen_addr *out)
     return true;
 }
 
+/* A plaintext listener (component.plain) must stay on this machine: Kurier encrypts every
+ * hop that leaves it (docs/SECURITY.md). */
+static const char *kr_cfg_loopback_check(char *host)
+{
+    static const unsigned char v6_loopback[16] = {[15] = 1};
+    unsigned char bin[16];
+    if (inet_pton(AF_INET, host, bin) == 1 && bin[0] == 127)
+        return NULL;
+    if (inet_pton(AF_INET6, host, bin) == 1 && memcmp(bin, v6_loopback, sizeof(bin)) == 0)
+        return NULL;
+    return "is not a loopback address (127.0.0.0/8 or [::1]): a plaintext listener must stay "
+           "on this machine; use component.direct_tls for other addresses";
+}
+
 /* ---- lists ---- */
 
 static void kr_cfg_list_clear(const kr_cfg_slot *k)
@@ -551,6 +571,9 @@ static int kr_cfg_add_listen(kr_cfg_ctx *x, const kr_cfg_slot *k, const char *v,
                            "\"%s\" entry %s is not a listen address; write \"IPv4:port\" or "
                            "\"[IPv6]:port\" with a port from 1 to 65535",
                            k->path, shown);
+    const char *why = k->key->check ? k->key->check(a.host) : NULL;
+    if (why)
+        return kr_cfg_fail(x, line, "\"%s\" entry %s %s", k->path, shown, why);
     for (size_t i = 0; i < l->count; i++)
         if (l->items[i].port == a.port && !strcmp(l->items[i].host, a.host))
             return kr_cfg_fail(x, line, "\"%s\" lists %s twice", k->path, shown);
@@ -594,34 +617,51 @@ static void kr_cfg_hosts_clear(const kr_cfg_slot *k)
     m->count = 0;
 }
 
-static int kr_cfg_hosts_add(kr_cfg_ctx *x, const kr_cfg_slot *k, yaml_node_t *kn, yaml_node_t *vn)
+/*
+ * The key of one entry of a map keyed by domain (s2s.hosts, component.secrets): a scalar
+ * without NUL that kr_config_domain_check accepts and the map (count entries of stride
+ * bytes, each starting with its char *domain) does not hold yet. Returns the new domain
+ * in *out (the caller's) and 0, or kr_cfg_fail's result; shown receives the key as shown.
+ */
+static int kr_cfg_domain_key(kr_cfg_ctx *x, const kr_cfg_slot *k, yaml_node_t *kn,
+                             const void *items, size_t count, size_t stride,
+                             char shown[KR_CFG_SHOW_MAX], char **out)
 {
-    kr_host_map *m = (void *)((char *)k->base + k->key->offset);
-    char shown[KR_CFG_SHOW_MAX], vshown[KR_CFG_SHOW_MAX];
+    size_t line = kr_cfg_line(kn);
     if (kn->type != YAML_SCALAR_NODE || kr_cfg_is_null(kn))
-        return kr_cfg_fail(x, kr_cfg_line(kn), "\"%s\" keys must be domain names, not %s",
-                           k->path, kr_cfg_describe(kn, shown));
+        return kr_cfg_fail(x, line, "\"%s\" keys must be domain names, not %s", k->path,
+                           kr_cfg_describe(kn, shown));
     const char *kv = (const char *)kn->data.scalar.value;
     size_t klen = kn->data.scalar.length;
     kr_cfg_show(kv, klen, shown);
     if (memchr(kv, '\0', klen))
-        return kr_cfg_fail(x, kr_cfg_line(kn), "\"%s\" entry %s contains a NUL character",
-                           k->path, shown);
-    if (m->count >= KR_CFG_LIST_MAX)
-        return kr_cfg_fail(x, kr_cfg_line(kn), "\"%s\" may hold at most %d entries", k->path,
+        return kr_cfg_fail(x, line, "\"%s\" entry %s contains a NUL character", k->path, shown);
+    if (count >= KR_CFG_LIST_MAX)
+        return kr_cfg_fail(x, line, "\"%s\" may hold at most %d entries", k->path,
                            KR_CFG_LIST_MAX);
     char *domain = kr_xstrndup(kv, klen);
     const char *why = kr_config_domain_check(domain);
-    if (why) {
-        free(domain);
-        return kr_cfg_fail(x, kr_cfg_line(kn), "\"%s\" entry %s %s", k->path, shown, why);
+    bool twice = false;
+    for (size_t i = 0; !why && !twice && i < count; i++)
+        twice = !strcmp(*(char *const *)((const char *)items + i * stride), domain);
+    if (!why && !twice) {
+        *out = domain;
+        return 0;
     }
-    for (size_t i = 0; i < m->count; i++) {
-        if (!strcmp(m->items[i].domain, domain)) {
-            free(domain);
-            return kr_cfg_fail(x, kr_cfg_line(kn), "\"%s\" lists %s twice", k->path, shown);
-        }
-    }
+    free(domain);
+    if (why)
+        return kr_cfg_fail(x, line, "\"%s\" entry %s %s", k->path, shown, why);
+    return kr_cfg_fail(x, line, "\"%s\" lists %s twice", k->path, shown);
+}
+
+static int kr_cfg_hosts_add(kr_cfg_ctx *x, const kr_cfg_slot *k, yaml_node_t *kn, yaml_node_t *vn)
+{
+    kr_host_map *m = (void *)((char *)k->base + k->key->offset);
+    char shown[KR_CFG_SHOW_MAX], vshown[KR_CFG_SHOW_MAX];
+    char *domain;
+    int rc = kr_cfg_domain_key(x, k, kn, m->items, m->count, sizeof(*m->items), shown, &domain);
+    if (rc)
+        return rc;
     kr_listen_addr a;
     memset(&a, 0, sizeof(a));
     if (vn->type != YAML_SCALAR_NODE || kr_cfg_is_null(vn) ||
@@ -640,6 +680,20 @@ static int kr_cfg_hosts_add(kr_cfg_ctx *x, const kr_cfg_slot *k, yaml_node_t *kn
     return 0;
 }
 
+/* Each pair of a mapping key (hosts, secrets), added in the file's order. */
+static int kr_cfg_apply_map(kr_cfg_ctx *x, const kr_cfg_slot *k, yaml_node_t *v,
+                            int (*add)(kr_cfg_ctx *x, const kr_cfg_slot *k, yaml_node_t *kn,
+                                       yaml_node_t *vn))
+{
+    for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
+        int rc = add(x, k, yaml_document_get_node(x->doc, p->key),
+                     yaml_document_get_node(x->doc, p->value));
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 static int kr_cfg_apply_hosts(kr_cfg_ctx *x, const kr_cfg_slot *k, yaml_node_t *v)
 {
     kr_cfg_hosts_clear(k);
@@ -647,13 +701,70 @@ static int kr_cfg_apply_hosts(kr_cfg_ctx *x, const kr_cfg_slot *k, yaml_node_t *
         return 0;
     if (v->type != YAML_MAPPING_NODE)
         return kr_cfg_fail_type(x, k, v);
-    for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
-        int rc = kr_cfg_hosts_add(x, k, yaml_document_get_node(x->doc, p->key),
-                                  yaml_document_get_node(x->doc, p->value));
-        if (rc)
-            return rc;
+    return kr_cfg_apply_map(x, k, v, kr_cfg_hosts_add);
+}
+
+/* ---- domain -> secret maps ----
+ * Secrets never appear in a message: errors name the entry by its domain. */
+
+static void kr_cfg_secrets_clear(const kr_cfg_slot *k)
+{
+    kr_secret_map *m = (void *)((char *)k->base + k->key->offset);
+    for (size_t i = 0; i < m->count; i++) {
+        free(m->items[i].domain);
+        explicit_bzero(m->items[i].secret, strlen(m->items[i].secret));
+        free(m->items[i].secret);
     }
+    free(m->items);
+    m->items = NULL;
+    m->count = 0;
+}
+
+static int kr_cfg_secrets_add(kr_cfg_ctx *x, const kr_cfg_slot *k, yaml_node_t *kn,
+                              yaml_node_t *vn)
+{
+    kr_secret_map *m = (void *)((char *)k->base + k->key->offset);
+    char shown[KR_CFG_SHOW_MAX];
+    char *domain;
+    int rc = kr_cfg_domain_key(x, k, kn, m->items, m->count, sizeof(*m->items), shown, &domain);
+    if (rc)
+        return rc;
+    /* The value is described only by its kind, never quoted. */
+    const char *bad = NULL;
+    if (vn->type == YAML_SEQUENCE_NODE)
+        bad = "must be a string, not a list";
+    else if (vn->type == YAML_MAPPING_NODE)
+        bad = "must be a string, not a mapping";
+    else if (kr_cfg_is_null(vn) || vn->data.scalar.length == 0)
+        bad = "must not be empty";
+    else if (memchr(vn->data.scalar.value, '\0', vn->data.scalar.length))
+        bad = "must not contain a NUL character";
+    if (bad) {
+        free(domain);
+        return kr_cfg_fail(x, kr_cfg_line(vn), "\"%s\" entry %s: the secret %s", k->path,
+                           shown, bad);
+    }
+    m->items = kr_xrealloc(m->items, (m->count + 1) * sizeof(*m->items));
+    m->items[m->count].domain = domain;
+    m->items[m->count].secret =
+        kr_xstrndup((const char *)vn->data.scalar.value, vn->data.scalar.length);
+    m->items[m->count].line = kr_cfg_line(kn);
+    m->count++;
     return 0;
+}
+
+static int kr_cfg_apply_secrets(kr_cfg_ctx *x, const kr_cfg_slot *k, yaml_node_t *v)
+{
+    kr_cfg_secrets_clear(k);
+    if (kr_cfg_is_null(v))
+        return 0;
+    if (v->type == YAML_SCALAR_NODE) /* perhaps a secret written in the wrong place */
+        return kr_cfg_fail(x, kr_cfg_line(v),
+                           "\"%s\" must be a mapping of domain names to secrets, not a string",
+                           k->path);
+    if (v->type != YAML_MAPPING_NODE)
+        return kr_cfg_fail_type(x, k, v);
+    return kr_cfg_apply_map(x, k, v, kr_cfg_secrets_add);
 }
 
 /* ---- the table ---- */
@@ -795,6 +906,8 @@ static int kr_cfg_apply(kr_cfg_ctx *x, const kr_cfg_slot *k, yaml_node_t *v)
 {
     if (k->key->type == KR_CONFIG_HOSTMAP)
         return kr_cfg_apply_hosts(x, k, v);
+    if (k->key->type == KR_CONFIG_SECRETS)
+        return kr_cfg_apply_secrets(x, k, v);
     if (k->key->type == KR_CONFIG_STRING && k->key->min == 0 && kr_cfg_is_null(v))
         return kr_cfg_set_scalar(x, k, "", 0, kr_cfg_line(v)); /* optional: unset */
     if (kr_cfg_is_list(k)) {
@@ -1018,6 +1131,10 @@ static const char *kr_cfg_key_problem(const kr_cfg_slot *k, size_t path_len)
         if (e->size != sizeof(kr_host_map))
             return "its field is not a kr_host_map";
         return e->def[0] ? "a domain map's default must be empty" : NULL;
+    case KR_CONFIG_SECRETS:
+        if (e->size != sizeof(kr_secret_map))
+            return "its field is not a kr_secret_map";
+        return e->def[0] ? "a secret map's default must be empty" : NULL;
     }
     return "its type is unknown";
 }
@@ -1086,6 +1203,10 @@ static int kr_cfg_set_default(kr_cfg_ctx *x, const kr_cfg_slot *k)
 {
     if (k->key->type == KR_CONFIG_HOSTMAP) {
         kr_cfg_hosts_clear(k); /* the only default is the empty map */
+        return 0;
+    }
+    if (k->key->type == KR_CONFIG_SECRETS) {
+        kr_cfg_secrets_clear(k); /* likewise */
         return 0;
     }
     if (!kr_cfg_is_list(k))
@@ -1172,6 +1293,32 @@ void kr_config_defaults(kr_config *out)
     kr_config_defaults_sections(out, NULL, 0);
 }
 
+/* ---- checks across keys ----
+ * What one key cannot check alone, as the key it depends on may come later in the file. */
+
+/* A secret map names the domains of other programs (component.secrets): none of them may be
+ * a user domain, whose stanzas belong to accounts. */
+static int kr_cfg_check_across(kr_cfg_ctx *x)
+{
+    kr_cfg_slot k;
+    for (size_t i = 0; kr_cfg_slot_at(x->cfg, i, &k, NULL); i++) {
+        if (k.key->type != KR_CONFIG_SECRETS)
+            continue;
+        const kr_secret_map *m = (const void *)((const char *)k.base + k.key->offset);
+        for (size_t j = 0; j < m->count; j++) {
+            const char *d = m->items[j].domain;
+            if (!kr_config_serves(x->cfg, d))
+                continue;
+            char shown[KR_CFG_SHOW_MAX];
+            return kr_cfg_fail(x, m->items[j].line,
+                               "\"%s\" entry %s is also a user domain in \"domains\"; a "
+                               "component needs a domain of its own",
+                               k.path, kr_cfg_show(d, strlen(d), shown));
+        }
+    }
+    return 0;
+}
+
 /* ---- public entry points ---- */
 
 int kr_config_load_string_sections(const char *yaml, size_t len, const char *name,
@@ -1198,6 +1345,8 @@ int kr_config_load_string_sections(const char *yaml, size_t len, const char *nam
         rc = kr_cfg_parse(&x, &parser, yaml, len);
         yaml_parser_delete(&parser);
     }
+    if (!rc)
+        rc = kr_cfg_check_across(&x);
     if (rc) {
         kr_config_free(&c);
         memset(out, 0, sizeof(*out));
@@ -1284,6 +1433,8 @@ void kr_config_free(kr_config *c)
             kr_cfg_list_clear(&k);
         else if (k.key->type == KR_CONFIG_HOSTMAP)
             kr_cfg_hosts_clear(&k);
+        else if (k.key->type == KR_CONFIG_SECRETS)
+            kr_cfg_secrets_clear(&k);
         else if (k.key->type == KR_CONFIG_STRING)
             free(*(char **)((char *)k.base + k.key->offset));
     }

@@ -47,6 +47,18 @@ typedef struct kr_host_map {
     size_t count;
 } kr_host_map;
 
+/** One entry of a domain -> shared secret map (component.secrets). */
+typedef struct kr_secret_entry {
+    char *domain; /* prepared (lower-case) domain */
+    char *secret; /* non-empty, no NUL; never logged, wiped when freed */
+    size_t line;  /* of its key in the file (0: not from a file), for later checks */
+} kr_secret_entry;
+
+typedef struct kr_secret_map {
+    kr_secret_entry *items;
+    size_t count;
+} kr_secret_map;
+
 /* ---- key tables ----
  * A table of kr_config_key describes where each key of the file goes in one C struct: the
  * core's table (kr_cfg_keys in config.c) fills kr_config, a module's section (below) the
@@ -61,8 +73,11 @@ typedef enum kr_config_type {
     KR_CONFIG_UINT,    /* unsigned integer of .size bytes, .min ... .max */
     KR_CONFIG_ENUM,    /* unsigned integer of .size bytes: index of the value in .choices */
     KR_CONFIG_STRLIST, /* char ** at .offset, size_t count at .count_offset; .check each entry */
-    KR_CONFIG_LISTEN,  /* kr_listen_list */
+    KR_CONFIG_LISTEN,  /* kr_listen_list; .check (if set) gets each entry's host as text */
     KR_CONFIG_HOSTMAP, /* kr_host_map: a mapping of domain names to "IP:port" */
+    KR_CONFIG_SECRETS, /* kr_secret_map: a mapping of domain names to non-empty strings; no
+                        * domain may also be a user domain in "domains" (checked after the
+                        * whole file); values never appear in messages */
 } kr_config_type;
 
 /** Checks one list entry and prepares it in place (it is the loader's copy); NULL, or why it
@@ -116,9 +131,16 @@ typedef struct kr_config_key {
      .def = d}
 #define KR_CONFIG_ADDRS(T, p, f, d)                                                               \
     {.path = p, .type = KR_CONFIG_LISTEN, KR_CONFIG_AT(T, f, kr_listen_list), .def = d}
+/* Listen addresses whose hosts chk accepts (it gets inet_ntop's text: "127.0.0.1", "::1"). */
+#define KR_CONFIG_ADDRS_CHECKED(T, p, f, chk, d)                                                  \
+    {.path = p, .type = KR_CONFIG_LISTEN, KR_CONFIG_AT(T, f, kr_listen_list), .check = chk,     \
+     .def = d}
 /* Always empty by default. */
 #define KR_CONFIG_HOSTS(T, p, f)                                                                  \
     {.path = p, .type = KR_CONFIG_HOSTMAP, KR_CONFIG_AT(T, f, kr_host_map), .def = ""}
+/* Domain -> secret; always empty by default. */
+#define KR_CONFIG_SECRETS(T, p, f)                                                                \
+    {.path = p, .type = KR_CONFIG_SECRETS, KR_CONFIG_AT(T, f, kr_secret_map), .def = ""}
 
 /**
  * A module's configuration section: the keys under one top-level name, filling one struct
@@ -198,21 +220,6 @@ typedef struct kr_config {
     } limits;
 
     struct {
-        unsigned max_items; /* roster items per account (RFC 6121 §2); default 1000 */
-    } roster;
-
-    struct {
-        bool enabled;          /* store messages for offline accounts (XEP-0160); default true */
-        unsigned max_messages; /* per account; more bounce with resource-constraint; default 500 */
-    } offline;
-
-    struct {
-        size_t vcard_max_bytes;   /* XEP-0054 vCard size; default 65536 */
-        size_t private_max_bytes; /* XEP-0049 private XML per account; default 65536 */
-        bool version_show_os;     /* XEP-0092 <os/>; default false */
-    } services;
-
-    struct {
         bool enabled;              /* federation on; false: remote domains bounce; default false */
         kr_listen_list starttls;   /* inbound, STARTTLS (RFC 6120 §5); default 127.0.0.1:5269 */
         kr_listen_list direct_tls; /* inbound, direct TLS (XEP-0368); default 127.0.0.1:5270 */
@@ -228,9 +235,10 @@ typedef struct kr_config {
     } s2s;
 
     struct {
-        bool enabled;           /* in-band registration of new accounts (XEP-0077); default false */
-        unsigned per_ip_per_hour; /* new accounts per IP address per hour; default 5 */
-    } registration;
+        kr_listen_list direct_tls; /* XEP-0114 streams over direct TLS; default none */
+        kr_listen_list plain;      /* XEP-0114 in plaintext, loopback addresses only; none */
+        kr_secret_map secrets;     /* component domain -> shared secret; default empty */
+    } component;
 
     /* One per section passed at load, in that order; read with kr_config_section_get(). */
     kr_config_block *sections;

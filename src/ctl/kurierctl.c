@@ -32,6 +32,7 @@
 #include "core/arena.h"
 #include "core/config.h"
 #include "core/error.h"
+#include "server/modules.h"
 #include "store/store.h"
 #include "xmpp/jid.h"
 
@@ -301,6 +302,7 @@ static int cmd_deluser(ctl *c)
         return fail(KR_CTL_EXIT_NOENT, "no such account: %s", c->jid);
     if (rc < 0)
         return store_fail(c, rc, "deleting the account");
+    kr_modules_user_deleted(&c->cfg, c->jid);
     printf("deleted account %s\n", c->jid);
     return KR_CTL_EXIT_OK;
 }
@@ -434,7 +436,9 @@ static int run(ctl *c, int argc, char **argv)
         return usage_error("no configuration file given: use -c CONFIG");
 
     char err[512] = "";
-    if (kr_config_load(config, &c->cfg, err, sizeof err) != 0)
+    const kr_config_section *const *sections;
+    size_t nsections = kr_modules_config_sections(&sections);
+    if (kr_config_load_sections(config, sections, nsections, &c->cfg, err, sizeof err) != 0)
         return fail(KR_CTL_EXIT_CONFIG, "%s", *err ? err : "cannot load the configuration");
     c->cfg_loaded = true;
     c->arena = kr_arena_new(1024);

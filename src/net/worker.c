@@ -17,6 +17,11 @@ kr_worker *kr_worker_current(void)
     return kr_worker_self;
 }
 
+void kr_worker_enter(kr_worker *w)
+{
+    kr_worker_self = w;
+}
+
 static void kr_worker_stop_cb(kr_worker *w, void *arg, uint64_t u)
 {
     pthread_mutex_lock(&w->lock);

@@ -65,5 +65,8 @@ size_t kr_worker_drain(kr_worker *w);
 void kr_worker_free(kr_worker *w);
 /** The worker running on this thread, or NULL. */
 kr_worker *kr_worker_current(void);
+/** Make w the worker of the calling thread, which will run w's loop itself (unit tests that
+ * drive a worker with uv_run instead of kr_worker_start). */
+void kr_worker_enter(kr_worker *w);
 
 #endif

@@ -14,6 +14,7 @@
 
 #include <openssl/crypto.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -206,7 +207,7 @@ static void kr_c2s_io_opened(void *ud, const char *domain)
 {
     kr_c2s *c = ud;
     c->session = kr_session_new(c->srv, c->conn->worker, domain, c->conn->peer_ip);
-    kr_session_attach(c->session, &kr_c2s_transport, c);
+    kr_session_attach(c->session, &kr_c2s_transport, c, c->conn->peer_ip);
 }
 
 static void kr_c2s_io_authenticated(void *ud, const char *local)
@@ -227,13 +228,19 @@ static void kr_c2s_io_auth(void *ud, kr_c2s_auth *j)
                       kr_c2s_auth_looked_up, r, 0);
 }
 
-static int kr_c2s_io_bind(void *ud, const char *resource)
+static int kr_c2s_io_bind(void *ud, const char *resource, const char **full,
+                          const kr_jid **jid)
 {
     kr_c2s *c = ud;
-    int rc = kr_session_bind(c->session, resource);
-    if (rc == 0)
-        memcpy(c->conn->log_ctx, c->session->log_ctx, sizeof(c->conn->log_ctx));
-    return rc;
+    kr_session *s = c->session;
+    int rc = kr_session_bind(s, resource);
+    if (rc != 0)
+        return rc;
+    snprintf(c->conn->log_ctx, sizeof(c->conn->log_ctx), "c2s#%llu w%u %s",
+             (unsigned long long)c->conn->id, c->conn->worker->index, s->full);
+    *full = s->full;
+    *jid = &s->jid;
+    return 0;
 }
 
 static void kr_c2s_io_intake(void *ud, kr_xml_node *elem, kr_arena *arena)

@@ -51,10 +51,9 @@ struct kr_c2s_stream {
     unsigned failures;
     const char *pending_failure; /* SASL condition sent when the delay ends */
     /* session */
-    char *local;
-    char *full;
-    kr_jid jid; /* `full` prepared once at bind (parts in jid_mem), for stamped 'from' */
-    char *jid_mem;
+    char *local;       /* authenticated local part, until bound */
+    const char *full;  /* the bound full JID (the session's) */
+    const kr_jid *jid; /* `full` prepared once at bind, for the stamped 'from' */
     uint64_t auth_deadline;
     uint64_t last_read;
     uint64_t ping_at; /* when the outstanding XEP-0199 ping was sent; 0 = none */
@@ -620,28 +619,6 @@ static void kr_c2s_random_resource(char out[static 24])
     kr_hex_encode(out + 7, rnd, sizeof(rnd));
 }
 
-/* Parse the full JID once, as kr_stanza_decode would parse the stamped 'from' of every
- * stanza, and keep its parts in one allocation. */
-static void kr_c2s_jid_keep(kr_c2s_stream *s, kr_arena *a)
-{
-    kr_jid j;
-    free(s->jid_mem);
-    s->jid_mem = NULL;
-    if (kr_jid_parse(a, s->full, &j) != 0)
-        return; /* cannot happen for a JID we prepared; intake then parses per stanza */
-    size_t nl = j.local ? strlen(j.local) + 1 : 0, nd = strlen(j.domain) + 1,
-           nr = j.resource ? strlen(j.resource) + 1 : 0;
-    char *m = kr_xmalloc(nl + nd + nr);
-    if (j.local)
-        memcpy(m, j.local, nl);
-    memcpy(m + nl, j.domain, nd);
-    if (j.resource)
-        memcpy(m + nl + nd, j.resource, nr);
-    s->jid = (kr_jid){.local = j.local ? m : NULL, .domain = m + nl,
-                      .resource = j.resource ? m + nl + nd : NULL};
-    s->jid_mem = m;
-}
-
 /* RFC 6120 §7.6-7.7: bind a resource; a resource already in use is taken over (§7.7.2.2). */
 static void kr_c2s_bind(kr_c2s_stream *s, kr_arena *a, const char *id, const kr_xml_node *bind)
 {
@@ -658,13 +635,13 @@ static void kr_c2s_bind(kr_c2s_stream *s, kr_arena *a, const char *id, const kr_
         kr_c2s_random_resource(generated);
         resource = generated;
     }
-    if (s->o.io->bind(s->o.ud, resource) != 0) {
+    if (s->o.io->bind(s->o.ud, resource, &s->full, &s->jid) != 0) {
         kr_c2s_stream_iq_error(s, id, "bad-request");
         return;
     }
-    s->full = kr_xasprintf("%s@%s/%s", s->local, s->domain, resource);
-    kr_c2s_jid_keep(s, a);
     s->bound = true;
+    free(s->local); /* the session keeps the names now */
+    s->local = NULL;
     free(s->cb); /* SASL is over: channel bindings are never asked for again */
     s->cb = NULL;
     kr_buf inner = KR_BUF_INIT;
@@ -738,7 +715,7 @@ static void kr_c2s_stage_stanza(kr_c2s_stream *s, kr_xml_node *e, kr_arena *a)
         return;
     }
     const char *bad;
-    kr_stanza *st = kr_stanza_new(a, e, s->o.hosts, s->jid_mem ? &s->jid : NULL, &bad);
+    kr_stanza *st = kr_stanza_new(a, e, s->o.hosts, s->jid, &bad);
     if (!bad) {
         s->o.io->stanza(s->o.ud, st);
         return;
@@ -892,8 +869,6 @@ void kr_c2s_stream_free(kr_c2s_stream *s)
     free(s->cb);
     free(s->domain);
     free(s->local);
-    free(s->full);
-    free(s->jid_mem);
     free(s);
 }
 

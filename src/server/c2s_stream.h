@@ -88,8 +88,9 @@ typedef struct kr_c2s_io {
     void (*authenticated)(void *ud, const char *local);
     /* Look the account up; takes j; answer with kr_c2s_stream_auth_done(j), maybe never. */
     void (*auth)(void *ud, kr_c2s_auth *j);
-    /* Bind the prepared resource: 0, or a negative error (answered <bad-request/>). */
-    int (*bind)(void *ud, const char *resource);
+    /* Bind the prepared resource: 0 with *full and *jid the bound JID (borrowed from the
+     * session, valid while the stream lives), or a negative error (<bad-request/>). */
+    int (*bind)(void *ud, const char *resource, const char **full, const kr_jid **jid);
     /* An element after TLS, to be handed back to kr_c2s_stream_process in order, now or
      * later (elem NULL: the end of the stream); takes the arena. */
     void (*intake)(void *ud, kr_xml_node *elem, kr_arena *arena);

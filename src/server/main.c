@@ -2,9 +2,10 @@
  *
  * kurierd: start-up and shutdown. Loads the configuration (a bad file stops
  * start-up with FILE:LINE), creates the data directory, the TLS context and
- * the store, starts the storage thread, the modules and one worker per
- * configured thread, each listening on every c2s address (and, with
- * s2s.enabled, every s2s address) with SO_REUSEPORT.
+ * the store, starts the storage thread, the modules, the component domains
+ * and one worker per configured thread, each listening on every c2s address
+ * (and, with s2s.enabled, every s2s address) and every component address
+ * with SO_REUSEPORT.
  * SIGTERM or SIGINT ends every stream with <system-shutdown/> and exits 0
  * once all memory is released. Exit codes: 0 clean, 1 usage, 2 configuration,
  * 3 start-up failure (TLS files, store, listeners).
@@ -24,6 +25,7 @@
 #include "core/log.h"
 #include "net/listener.h"
 #include "server/c2s.h"
+#include "server/component.h"
 #include "server/conn.h"
 #include "server/hosts.h"
 #include "server/modules.h"
@@ -73,6 +75,7 @@ static void kr_worker_on_stop(kr_worker *w)
     for (size_t i = 0; i < ws->listener_count; i++)
         uv_close((uv_handle_t *)&ws->listeners[i].tcp, NULL);
     kr_s2s_shutdown_worker(w);
+    kr_component_shutdown_worker(w);
     kr_c2s_shutdown_worker(w);
     kr_conn_flush_dirty(w);
 }
@@ -82,21 +85,37 @@ static int kr_main_listen(kr_server *srv, kr_worker *w)
     kr_worker_state *ws = kr_worker_state_get(w);
     const kr_config *cfg = srv->cfg;
     const kr_listen_list none = {NULL, 0};
-    const kr_listen_list *lists[4] = {&cfg->c2s.starttls, &cfg->c2s.direct_tls,
-                                      cfg->s2s.enabled ? &cfg->s2s.starttls : &none,
-                                      cfg->s2s.enabled ? &cfg->s2s.direct_tls : &none};
-    ws->listeners = kr_xcalloc(lists[0]->count + lists[1]->count + lists[2]->count +
-                                   lists[3]->count + 1,
-                               sizeof(kr_listen_handle));
-    for (int k = 0; k < 4; k++) {
-        for (size_t i = 0; i < lists[k]->count; i++) {
-            const kr_listen_addr *a = &lists[k]->items[i];
+    /* Kinds in order: TLS at once or not, what accepts, for whom, how (for the log). */
+    const struct {
+        const kr_listen_list *list;
+        bool direct_tls;
+        uv_connection_cb cb;
+        const char *who, *how;
+    } kinds[] = {
+        {&cfg->c2s.starttls, false, kr_c2s_on_connection, "clients", "STARTTLS"},
+        {&cfg->c2s.direct_tls, true, kr_c2s_on_connection, "clients", "direct TLS"},
+        {cfg->s2s.enabled ? &cfg->s2s.starttls : &none, false, kr_s2s_on_connection, "servers",
+         "STARTTLS"},
+        {cfg->s2s.enabled ? &cfg->s2s.direct_tls : &none, true, kr_s2s_on_connection, "servers",
+         "direct TLS"},
+        {&cfg->component.direct_tls, true, kr_component_on_connection, "components",
+         "direct TLS"},
+        {&cfg->component.plain, false, kr_component_on_connection, "components",
+         "plaintext, loopback only"},
+    };
+    const size_t nkinds = sizeof(kinds) / sizeof(kinds[0]);
+    size_t total = 1;
+    for (size_t k = 0; k < nkinds; k++)
+        total += kinds[k].list->count;
+    ws->listeners = kr_xcalloc(total, sizeof(kr_listen_handle));
+    for (size_t k = 0; k < nkinds; k++) {
+        for (size_t i = 0; i < kinds[k].list->count; i++) {
+            const kr_listen_addr *a = &kinds[k].list->items[i];
             kr_listen_handle *lh = &ws->listeners[ws->listener_count];
             char err[256];
             lh->worker = w;
-            lh->direct_tls = k == 1 || k == 3;
-            int r = kr_listener_open(&w->loop, &lh->tcp, a->host, a->port,
-                                     k < 2 ? kr_c2s_on_connection : kr_s2s_on_connection, err,
+            lh->direct_tls = kinds[k].direct_tls;
+            int r = kr_listener_open(&w->loop, &lh->tcp, a->host, a->port, kinds[k].cb, err,
                                      sizeof(err));
             if (r != 0) {
                 KR_LOG(KR_LOG_ERROR, NULL, "%s", err);
@@ -107,9 +126,8 @@ static int kr_main_listen(kr_server *srv, kr_worker *w)
             lh->tcp.data = lh;
             ws->listener_count++;
             if (w->index == 0)
-                KR_LOG(KR_LOG_INFO, NULL, "listening for %s on %s port %u (%s)",
-                       k < 2 ? "clients" : "servers", a->host, a->port,
-                       lh->direct_tls ? "direct TLS" : "STARTTLS");
+                KR_LOG(KR_LOG_INFO, NULL, "listening for %s on %s port %u (%s)", kinds[k].who,
+                       a->host, a->port, kinds[k].how);
         }
     }
     return 0;
@@ -186,6 +204,21 @@ static int kr_main_open_store(void *path, kr_store **out, char *err, size_t errl
     return kr_store_open(path, out, err, errlen);
 }
 
+/* Open the store once (creating or migrating its schema) and bring the modules' stores to
+ * their record versions, before the lanes and anything that uses them start. */
+static int kr_main_upgrade_stores(const char *path)
+{
+    char err[512];
+    kr_store *store;
+    if (kr_store_open(path, &store, err, sizeof(err)) != 0) {
+        KR_LOG(KR_LOG_ERROR, NULL, "cannot open the store: %s", err);
+        return -1;
+    }
+    int rc = kr_modules_upgrade_stores(store);
+    kr_store_close(store);
+    return rc;
+}
+
 /* The address table starts with the user domains; modules add their services. */
 static int kr_main_hosts(kr_server *srv)
 {
@@ -221,6 +254,10 @@ static int kr_main_run(kr_server *srv)
         return KR_EXIT_START;
     }
     char *db = kr_config_data_path(srv->cfg, srv->cfg->storage.sqlite_path);
+    if (kr_main_upgrade_stores(db) != 0) {
+        free(db);
+        return KR_EXIT_START;
+    }
     srv->storage = kr_storage_start(srv->cfg->storage.threads, kr_main_open_store, db, err,
                                     sizeof(err));
     free(db);
@@ -234,6 +271,8 @@ static int kr_main_run(kr_server *srv)
     RAND_bytes(srv->secret, sizeof(srv->secret));
     atomic_init(&srv->next_conn_id, 1);
     if (kr_modules_start(srv) != 0)
+        return KR_EXIT_START;
+    if (kr_component_start(srv) != 0)
         return KR_EXIT_START;
     if (kr_s2s_start(srv) != 0)
         return KR_EXIT_START;
@@ -306,7 +345,9 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     kr_config cfg;
     char err[512];
-    if (kr_config_load(config_path, &cfg, err, sizeof(err)) != 0) {
+    const kr_config_section *const *sections;
+    size_t nsections = kr_modules_config_sections(&sections);
+    if (kr_config_load_sections(config_path, sections, nsections, &cfg, err, sizeof(err)) != 0) {
         fprintf(stderr, "kurierd: %s\n", err);
         return KR_EXIT_CONFIG;
     }
@@ -319,6 +360,7 @@ int main(int argc, char **argv)
     kr_modules_stop(&srv);
     kr_main_free_workers(&srv);
     kr_s2s_stop(&srv);
+    kr_component_stop(&srv);
     kr_sessions_free(srv.sessions);
     kr_hosts_free(srv.hosts);
     kr_tls_ctx_free(srv.tls);

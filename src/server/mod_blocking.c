@@ -41,6 +41,7 @@
 #define KR_NS_BLOCKING_ERRORS "urn:xmpp:blocking:errors"
 #define KR_BLOCKING_MAX_ITEMS 1000     /* blocked addresses per account */
 #define KR_BLOCKING_PRIORITY 1000000   /* before every other module */
+#define KR_BLOCKING_STORE "blocking"   /* map: key = a blocked JID, value empty */
 
 static unsigned kr_blocking_slot;  /* the account's list in the session directory */
 static unsigned kr_blocking_watch; /* directory flag: the resource requested the list */
@@ -71,19 +72,27 @@ static int kr_block_cmp(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Read user's list from the store, on its lane, into a new shared list. 0 or a store error. */
+static int kr_blocklist_row(void *ud, const char *key, const char *value, size_t len)
+{
+    kr_blocklist *l = ud;
+    l->jids = kr_xrealloc(l->jids, (l->n + 1) * sizeof(*l->jids));
+    l->jids[l->n++] = kr_xstrdup(key);
+    return 0;
+}
+
+/* Read user's list from the store, on its lane, into a new shared list (keys come in byte
+ * order: strcmp order). 0 or a store error. */
 static int kr_blocklist_read(kr_store *store, const char *user, kr_blocklist **out)
 {
     kr_blocklist *l = kr_xcalloc(1, sizeof(*l));
-    int rc = kr_store_block_list(store, user, &l->jids, &l->n);
+    int rc = kr_store_map_list(store, KR_BLOCKING_STORE, user, NULL, kr_blocklist_row, l);
     if (rc != 0) {
         KR_LOG(KR_LOG_ERROR, NULL, "block list of %s: %s", user, kr_strerror(rc));
+        kr_blocklist_free_jids(l->jids, l->n);
         free(l);
         *out = NULL;
         return rc;
     }
-    if (l->n > 1)
-        qsort(l->jids, l->n, sizeof(*l->jids), kr_block_cmp);
     kr_shared_init(&l->base, kr_shared_version_next(), kr_blocklist_free);
     *out = l;
     return 0;
@@ -313,34 +322,45 @@ static int kr_block_req_add(kr_store *store, kr_block_req *r, const kr_blocklist
     int rc = 0;
     for (size_t i = 0; i < r->n && rc == 0; i++)
         if (!kr_blocklist_has(cur, r->items[i]))
-            rc = kr_store_block_add(store, r->user, r->items[i]);
+            rc = kr_store_map_put(store, KR_BLOCKING_STORE, r->user, r->items[i], "", 0);
     return rc;
 }
 
 static int kr_block_req_remove(kr_store *store, kr_block_req *r)
 {
-    int rc = r->n == 0 ? kr_store_block_remove(store, r->user, NULL) : 0;
+    int rc = r->n == 0 ? kr_store_map_delete(store, KR_BLOCKING_STORE, r->user, NULL) : 0;
     for (size_t i = 0; i < r->n && rc == 0; i++)
-        rc = kr_store_block_remove(store, r->user, r->items[i]);
+        rc = kr_store_map_delete(store, KR_BLOCKING_STORE, r->user, r->items[i]);
     return rc;
 }
 
-/* On the user's lane: change the list, then read it back as it now is. */
+/* On the user's lane: change the list (one transaction: the limit holds at commit), then read
+ * it back as it now is. */
 static void kr_block_req_job(kr_store *store, void *arg)
 {
     kr_block_req *r = arg;
-    kr_blocklist *cur;
-    int rc = kr_blocklist_read(store, r->user, &cur);
-    if (rc == 0 && r->op != KR_BLOCK_GET) {
-        rc = r->op == KR_BLOCK_ADD ? kr_block_req_add(store, r, cur) : kr_block_req_remove(store, r);
-        kr_shared_unref(&cur->base);
+    kr_blocklist *cur = NULL;
+    int rc = 0;
+    if (r->op != KR_BLOCK_GET) {
+        rc = kr_store_begin(store);
+        if (rc == 0)
+            rc = kr_blocklist_read(store, r->user, &cur);
+        if (rc == 0)
+            rc = r->op == KR_BLOCK_ADD ? kr_block_req_add(store, r, cur)
+                                       : kr_block_req_remove(store, r);
+        if (cur)
+            kr_shared_unref(&cur->base);
         cur = NULL;
+        if (rc == 0 && !r->error)
+            rc = kr_store_commit(store);
+        else
+            kr_store_rollback(store);
         if (rc != 0)
             KR_LOG(KR_LOG_ERROR, NULL, "block list change for %s: %s", r->user,
                    kr_strerror(rc));
-        if (rc == 0 && !r->error)
-            rc = kr_blocklist_read(store, r->user, &cur);
     }
+    if (rc == 0 && !r->error)
+        rc = kr_blocklist_read(store, r->user, &cur);
     if (rc != 0)
         r->error = "internal-server-error";
     r->list = cur;
@@ -533,6 +553,8 @@ static void kr_blocking_session_event(kr_server *srv, kr_session *s, kr_session_
                       0);
 }
 
+static const kr_store_decl kr_blocking_stores[] = {{KR_BLOCKING_STORE, KR_STORE_MAP, 1, NULL}};
+
 static const kr_handler_spec kr_blocking_handlers[] = {
     {KR_PHASE_OUT, KR_STANZA_MESSAGE | KR_STANZA_PRESENCE | KR_STANZA_IQ, ~0u,
      KR_ADDR_BARE | KR_ADDR_FULL | KR_ADDR_REMOTE, NULL, NULL, KR_BLOCKING_PRIORITY,
@@ -552,6 +574,8 @@ static const char *const kr_blocking_features[] = {KR_NS_BLOCKING, NULL};
 
 const kr_module_def kr_mod_blocking = {
     .name = "blocking",
+    .stores = kr_blocking_stores,
+    .store_count = 1,
     .handlers = kr_blocking_handlers,
     .handler_count = sizeof(kr_blocking_handlers) / sizeof(kr_blocking_handlers[0]),
     .disco_features = kr_blocking_features,

@@ -276,39 +276,30 @@ static kr_verdict kr_disco_account(kr_handler_ctx *ctx)
     return kr_handler_wait(ctx, r->user, &kr_disco_account_ops, r);
 }
 
-static kr_verdict kr_disco_info_handle(kr_handler_ctx *ctx)
+/* disco#info and disco#items: to a service (for the service itself; rooms and nodes are
+ * its module's), to an account, or to one of our user domains. */
+static kr_verdict kr_disco_handle(kr_handler_ctx *ctx)
 {
     kr_stanza *st = ctx->st;
-    if (st->host->kind == KR_HOST_SERVICE) {
-        if (st->addressing != KR_ADDR_HOST || kr_xml_attr_get(st->payload, "node"))
-            return KR_PASS; /* rooms, nodes: the service's own */
-        kr_disco_service_info(ctx);
-        return KR_HANDLED;
-    }
-    if (st->addressing != KR_ADDR_HOST)
-        return kr_disco_account(ctx);
-    if (!kr_disco_server_node_ok(st))
-        kr_bounce(ctx, "item-not-found", NULL);
-    else
-        kr_disco_server_info(ctx);
-    return KR_HANDLED;
-}
-
-static kr_verdict kr_disco_items_handle(kr_handler_ctx *ctx)
-{
-    kr_stanza *st = ctx->st;
+    bool info = strcmp(ctx->child->ns, KR_NS_DISCO_INFO) == 0;
     if (st->host->kind == KR_HOST_SERVICE) {
         if (st->addressing != KR_ADDR_HOST || kr_xml_attr_get(st->payload, "node"))
             return KR_PASS;
-        kr_xml_node *iq;
-        kr_disco_result_query(st, KR_NS_DISCO_ITEMS, &iq); /* the module had its turn */
-        kr_reply(ctx, iq);
+        if (info) {
+            kr_disco_service_info(ctx);
+        } else {
+            kr_xml_node *iq;
+            kr_disco_result_query(st, KR_NS_DISCO_ITEMS, &iq); /* the module had its turn */
+            kr_reply(ctx, iq);
+        }
         return KR_HANDLED;
     }
     if (st->addressing != KR_ADDR_HOST)
         return kr_disco_account(ctx);
     if (!kr_disco_server_node_ok(st))
         kr_bounce(ctx, "item-not-found", NULL);
+    else if (info)
+        kr_disco_server_info(ctx);
     else
         kr_disco_server_items(ctx);
     return KR_HANDLED;
@@ -318,9 +309,9 @@ static const kr_handler_spec kr_disco_handlers[] = {
     /* Below a service module's own handlers (priority 0), which answer for rooms and nodes
      * and may answer for the service itself. */
     {KR_PHASE_IN, KR_STANZA_IQ, KR_TYPE_GET, KR_ADDR_HOST | KR_ADDR_BARE | KR_ADDR_SELF,
-     KR_NS_DISCO_INFO, "query", -100, kr_disco_info_handle, KR_HOST_USER | KR_HOST_ANY_SERVICE},
+     KR_NS_DISCO_INFO, "query", -100, kr_disco_handle, KR_HOST_USER | KR_HOST_ANY_SERVICE},
     {KR_PHASE_IN, KR_STANZA_IQ, KR_TYPE_GET, KR_ADDR_HOST | KR_ADDR_BARE | KR_ADDR_SELF,
-     KR_NS_DISCO_ITEMS, "query", -100, kr_disco_items_handle,
+     KR_NS_DISCO_ITEMS, "query", -100, kr_disco_handle,
      KR_HOST_USER | KR_HOST_ANY_SERVICE},
 };
 

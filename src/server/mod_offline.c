@@ -38,11 +38,28 @@
 #define KR_NS_DELAY "urn:xmpp:delay"
 #define KR_NS_CHATSTATES "http://jabber.org/protocol/chatstates"
 #define KR_OFFLINE_BATCH 50
+#define KR_OFFLINE_STORE "offline" /* archive: stamp, data = the message as delivered */
 #define KR_OFFLINE_MAX_REFS 64
 
 /* ---- storing ------------------------------------------------------------------------------ */
 
 static unsigned kr_offline_slot;
+
+/* The "offline" section of the configuration. */
+typedef struct kr_offline_config {
+    bool enabled;          /* store messages for offline accounts */
+    unsigned max_messages; /* per account; more bounce with resource-constraint */
+} kr_offline_config;
+
+static const kr_config_key kr_offline_keys[] = {
+    KR_CONFIG_FLAG(kr_offline_config, "enabled", enabled, "true"),
+    KR_CONFIG_NUM(kr_offline_config, "max_messages", max_messages, 1, 100000, "500"),
+};
+
+static const kr_config_section kr_offline_section =
+    KR_CONFIG_SECTION("offline", kr_offline_config, kr_offline_keys);
+
+static const kr_offline_config *kr_offline_cfg; /* set at init, read-only afterwards */
 
 typedef struct kr_offline_push {
     char *user;        /* recipient's bare JID */
@@ -73,15 +90,14 @@ static bool kr_offline_only_chat_state(const kr_xml_node *msg)
     return any;
 }
 
-/* Storage lane: the account must exist (RFC 6121 §8.5.1) before anything is queued. */
+/* Storage lane: queued only for an account that exists (RFC 6121 §8.5.1: KR_ENOENT) and has
+ * room (KR_ELIMIT), both decided in the store's one transaction. */
 static void kr_offline_push_job(kr_store *store, void *arg)
 {
     kr_offline_push *p = arg;
-    kr_account acct;
-    p->result = kr_store_account_get(store, p->user, &acct);
-    if (p->result == 0)
-        p->result =
-            kr_store_offline_push(store, p->user, p->xml.data, p->xml.len, p->stamp, p->quota);
+    int64_t id;
+    p->result = kr_store_archive_append(store, KR_OFFLINE_STORE, p->user, p->stamp, NULL,
+                                        p->xml.data, p->xml.len, p->quota, &id);
     if (p->result != 0 && p->result != KR_ENOENT && p->result != KR_ELIMIT)
         KR_LOG(KR_LOG_ERROR, NULL, "offline: storing a message failed: %s (%s)",
                kr_strerror(p->result), kr_store_errmsg(store));
@@ -149,7 +165,7 @@ static kr_verdict kr_offline_handle(kr_handler_ctx *ctx)
 {
     kr_server *srv = ctx->srv;
     kr_stanza *st = ctx->st;
-    if (!srv->cfg->offline.enabled)
+    if (!kr_offline_cfg->enabled)
         return KR_PASS; /* the router's default rules bounce it */
     const char *bare = kr_jid_format_bare(st->arena, &st->to);
     kr_session_ref ref;
@@ -162,7 +178,7 @@ static kr_verdict kr_offline_handle(kr_handler_ctx *ctx)
         return KR_HANDLED;
     kr_offline_push *p = kr_xcalloc(1, sizeof(*p));
     p->user = kr_xstrdup(bare);
-    p->quota = srv->cfg->offline.max_messages;
+    p->quota = kr_offline_cfg->max_messages;
     struct timespec ts;
     p->stamp = kr_time_now_ms(&ts);
     p->delay = kr_offline_add_delay(st);
@@ -182,7 +198,7 @@ typedef struct kr_offline_flush {
     char *user;
     int64_t delete_upto; /* > 0: first delete the messages up to this id */
     bool list;           /* then read the next batch */
-    kr_offline_msg *msgs;
+    kr_store_archive_entry *msgs;
     size_t n;
     int result;
 } kr_offline_flush;
@@ -190,7 +206,7 @@ typedef struct kr_offline_flush {
 static void kr_offline_flush_free(kr_offline_flush *f)
 {
     if (f->msgs)
-        kr_offline_msgs_free(f->msgs, f->n);
+        kr_store_archive_entries_free(f->msgs, f->n);
     free(f->user);
     free(f);
 }
@@ -200,10 +216,12 @@ static void kr_offline_flush_job(kr_store *store, void *arg)
     kr_offline_flush *f = arg;
     f->result = 0;
     if (f->delete_upto > 0)
-        f->result = kr_store_offline_delete_upto(store, f->user, f->delete_upto);
+        f->result = kr_store_archive_delete_upto(store, KR_OFFLINE_STORE, f->user, f->delete_upto);
     /* A failed delete must not lead to reading (and delivering) the same batch again. */
     if (f->result == 0 && f->list)
-        f->result = kr_store_offline_list(store, f->user, KR_OFFLINE_BATCH, &f->msgs, &f->n);
+        f->result = kr_store_archive_query(store, KR_OFFLINE_STORE, f->user,
+                                           &(kr_store_archive_filter){.max = KR_OFFLINE_BATCH},
+                                           &f->msgs, &f->n);
     if (f->result != 0)
         KR_LOG(KR_LOG_ERROR, NULL, "offline: reading the queue failed: %s (%s)",
                kr_strerror(f->result), kr_store_errmsg(store));
@@ -251,7 +269,7 @@ static int64_t kr_offline_send_batch(kr_server *srv, kr_session *s, const kr_off
     for (; i < f->n; i++) {
         if (i > 0 && bytes + f->msgs[i].len > budget)
             break;
-        kr_rbuf *b = kr_rbuf_new(f->msgs[i].xml, f->msgs[i].len);
+        kr_rbuf *b = kr_rbuf_new(f->msgs[i].data, f->msgs[i].len);
         b->meta = kr_stanza_meta_of_bytes(b->data, b->len);
         kr_session_deliver(s, b);
         kr_rbuf_unref(b);
@@ -291,7 +309,7 @@ static void kr_offline_flush_done(kr_worker *w, void *arg, uint64_t session_id)
     KR_LOG(KR_LOG_DEBUG, s->full, "offline: delivered %zu stored messages", sent);
     bool more = sent < f->n || f->n == KR_OFFLINE_BATCH || state->again;
     state->again = false;
-    kr_offline_msgs_free(f->msgs, f->n);
+    kr_store_archive_entries_free(f->msgs, f->n);
     f->msgs = NULL;
     f->n = 0;
     f->delete_upto = last;
@@ -327,7 +345,7 @@ static void kr_offline_session_event(kr_server *srv, kr_session *s, kr_session_e
 {
     switch (ev) {
     case KR_SESSION_AVAILABLE:
-        if (srv->cfg->offline.enabled && s->priority >= 0)
+        if (kr_offline_cfg->enabled && s->priority >= 0)
             kr_offline_start(srv, s);
         break;
     case KR_SESSION_CLOSED:
@@ -345,10 +363,24 @@ static const kr_handler_spec kr_offline_handlers[] = {
      KR_ADDR_BARE | KR_ADDR_SELF | KR_ADDR_FULL, NULL, NULL, -1000, kr_offline_handle, 0},
 };
 
+static int kr_offline_init(kr_server *srv)
+{
+    kr_offline_cfg = kr_config_section_get(srv->cfg, &kr_offline_section);
+    return 0;
+}
+
+static const kr_store_decl kr_offline_stores[] = {
+    {KR_OFFLINE_STORE, KR_STORE_ARCHIVE, 1, NULL},
+};
+
 static const char *const kr_offline_features[] = {"msgoffline", NULL};
 
 const kr_module_def kr_mod_offline = {
     .name = "offline",
+    .config = &kr_offline_section,
+    .stores = kr_offline_stores,
+    .store_count = 1,
+    .init = kr_offline_init,
     .handlers = kr_offline_handlers,
     .handler_count = sizeof(kr_offline_handlers) / sizeof(kr_offline_handlers[0]),
     .disco_features = kr_offline_features,

@@ -113,7 +113,7 @@ static unsigned char kr_bcast_probe_kind(kr_store *store, kr_bcast_job *j,
     if (!online)
         return KR_PROBE_NONE;
     kr_roster_item back = {0};
-    if (kr_store_roster_get(store, it->contact, j->owner, &back) != 0)
+    if (kr_roster_get(store, it->contact, j->owner, &back) != 0)
         return KR_PROBE_NONE;
     bool from = (back.sub & KR_SUB_FROM) != 0;
     kr_roster_item_clear(&back);
@@ -124,7 +124,7 @@ static void kr_bcast_run(kr_store *store, void *arg)
 {
     kr_bcast_job *j = arg;
     uint64_t version;
-    j->err = kr_store_roster_list(store, j->owner, &j->items, &j->n, &version);
+    j->err = kr_roster_list(store, j->owner, &j->items, &j->n, &version);
     if (j->err != 0) {
         j->items = NULL;
         j->n = 0;
@@ -298,7 +298,7 @@ static void kr_probe_run(kr_store *store, void *arg)
         return;
     }
     kr_roster_item it = {0};
-    if (kr_store_roster_get(store, j->owner, j->prober_bare, &it) != 0)
+    if (kr_roster_get(store, j->owner, j->prober_bare, &it) != 0)
         return;
     j->allowed = (it.sub & KR_SUB_FROM) != 0;
     kr_roster_item_clear(&it);

@@ -4,8 +4,9 @@
  * XML fragments on its own account only (no 'to', or its bare JID); an iq to
  * another account gets <forbidden/> (XEP-0049 §2.3 prefers it to
  * service-unavailable). Each fragment is keyed by the namespace and name of
- * its root element ("private " + ns + " " + name in the account's XML
- * documents); a set may carry several fragments, a get asks for exactly one.
+ * its root element (key "ns name" in this module's map store "private"); a
+ * set may carry several fragments (stored in one transaction, all or none), a
+ * get asks for exactly one.
  * Reserved namespaces (jabber:..., http://jabber.org/..., vcard-temp) and a
  * missing or unqualified child get <not-acceptable/> (§2.3). The total of an
  * account's fragments is bounded by services.private_max_bytes
@@ -25,8 +26,22 @@
 #include "xml/serialize.h"
 
 #define KR_NS_PRIVATE "jabber:iq:private"
-#define KR_PRIVATE_PREFIX "private "
+#define KR_PRIVATE_STORE "private" /* map: key = "namespace element" */
 #define KR_PRIVATE_MAX_ITEMS 16
+
+/* The private-storage key of the "services" section of the configuration. */
+typedef struct kr_private_config {
+    size_t max_bytes; /* all of an account's fragments together */
+} kr_private_config;
+
+static const kr_config_key kr_private_keys[] = {
+    KR_CONFIG_NUM(kr_private_config, "private_max_bytes", max_bytes, 1024, 16777216, "65536"),
+};
+
+static const kr_config_section kr_private_section =
+    KR_CONFIG_SECTION("services", kr_private_config, kr_private_keys);
+
+static const kr_private_config *kr_private_cfg; /* set at init, read-only afterwards */
 
 typedef struct kr_private_item {
     char *key;
@@ -65,7 +80,7 @@ static long long kr_private_stored_len(kr_store *store, const char *user, const 
 {
     char *xml = NULL;
     size_t len = 0;
-    int r = kr_store_xml_get(store, user, key, &xml, &len);
+    int r = kr_store_map_get(store, KR_PRIVATE_STORE, user, key, &xml, &len);
     free(xml);
     if (r == KR_ENOENT)
         return 0;
@@ -76,7 +91,7 @@ static long long kr_private_stored_len(kr_store *store, const char *user, const 
 static int kr_private_check_quota(kr_store *store, kr_private_req *r)
 {
     size_t total;
-    int rc = kr_store_xml_size(store, r->user, KR_PRIVATE_PREFIX, &total);
+    int rc = kr_store_map_size(store, KR_PRIVATE_STORE, r->user, "", &total);
     if (rc != 0)
         return rc;
     long long sum = (long long)total;
@@ -98,14 +113,22 @@ static void kr_private_job(kr_store *store, void *arg)
 {
     kr_private_req *r = arg;
     if (r->is_set) {
-        r->result = kr_private_check_quota(store, r);
+        /* One transaction: the quota holds at commit and a set stores all or nothing. */
+        r->result = kr_store_begin(store);
+        if (r->result == 0)
+            r->result = kr_private_check_quota(store, r);
         for (size_t i = 0; i < r->count && r->result == 0; i++)
-            r->result = kr_store_xml_put(store, r->user, r->items[i].key, r->items[i].xml.data,
-                                         r->items[i].xml.len);
+            r->result = kr_store_map_put(store, KR_PRIVATE_STORE, r->user, r->items[i].key,
+                                         r->items[i].xml.data, r->items[i].xml.len);
+        if (r->result == 0)
+            r->result = kr_store_commit(store);
+        else
+            kr_store_rollback(store);
     } else {
         char *xml = NULL;
         size_t len = 0;
-        r->result = kr_store_xml_get(store, r->user, r->items[0].key, &xml, &len);
+        r->result = kr_store_map_get(store, KR_PRIVATE_STORE, r->user, r->items[0].key, &xml,
+                                     &len);
         if (r->result == 0)
             kr_buf_append(&r->items[0].xml, xml, len);
         free(xml);
@@ -154,7 +177,7 @@ static const char *kr_private_collect(kr_handler_ctx *ctx, kr_private_req *r)
         if (r->count == (r->is_set ? KR_PRIVATE_MAX_ITEMS : 1))
             return r->is_set ? "policy-violation" : "bad-request";
         kr_private_item *it = &r->items[r->count++];
-        it->key = kr_xasprintf(KR_PRIVATE_PREFIX "%s %s", c->ns, c->name);
+        it->key = kr_xasprintf("%s %s", c->ns, c->name);
         if (r->is_set) {
             kr_xml_serialize(&it->xml, c, KR_NS_CLIENT);
             if (it->xml.len > r->max_bytes)
@@ -175,7 +198,7 @@ static kr_verdict kr_private_handle(kr_handler_ctx *ctx)
     }
     kr_private_req *r = kr_xcalloc(1, sizeof(*r));
     r->is_set = st->type == KR_TYPE_SET;
-    r->max_bytes = ctx->srv->cfg->services.private_max_bytes;
+    r->max_bytes = kr_private_cfg->max_bytes;
     const char *bad = kr_private_collect(ctx, r);
     if (bad) {
         kr_private_req_free(r);
@@ -186,6 +209,14 @@ static kr_verdict kr_private_handle(kr_handler_ctx *ctx)
     return kr_handler_wait(ctx, r->user, &kr_private_ops, r);
 }
 
+static int kr_private_init(kr_server *srv)
+{
+    kr_private_cfg = kr_config_section_get(srv->cfg, &kr_private_section);
+    return 0;
+}
+
+static const kr_store_decl kr_private_stores[] = {{KR_PRIVATE_STORE, KR_STORE_MAP, 1, NULL}};
+
 static const kr_handler_spec kr_private_handlers[] = {
     {KR_PHASE_IN, KR_STANZA_IQ, KR_TYPE_GET | KR_TYPE_SET, KR_ADDR_SELF | KR_ADDR_BARE,
      KR_NS_PRIVATE, "query", 0, kr_private_handle, 0},
@@ -195,6 +226,10 @@ static const char *const kr_private_features[] = {KR_NS_PRIVATE, NULL};
 
 const kr_module_def kr_mod_private = {
     .name = "private",
+    .config = &kr_private_section,
+    .stores = kr_private_stores,
+    .store_count = 1,
+    .init = kr_private_init,
     .handlers = kr_private_handlers,
     .handler_count = sizeof(kr_private_handlers) / sizeof(kr_private_handlers[0]),
     .disco_features = kr_private_features,

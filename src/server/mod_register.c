@@ -27,6 +27,7 @@
 #include "core/hmap.h"
 #include "core/log.h"
 #include "server/modules.h"
+#include "server/roster_store.h"
 #include "server/router.h"
 #include "server/sessions.h"
 
@@ -34,6 +35,22 @@
 #define KR_NS_REGISTER_FEATURE "http://jabber.org/features/iq-register"
 #define KR_REGISTER_WINDOW_MS (3600u * 1000u)
 #define KR_REGISTER_PRUNE_EVERY_MS (60u * 1000u)
+
+/* The "registration" section of the configuration. */
+typedef struct kr_register_config {
+    bool enabled;             /* in-band registration of new accounts */
+    unsigned per_ip_per_hour; /* new accounts per peer address per hour */
+} kr_register_config;
+
+static const kr_config_key kr_register_keys[] = {
+    KR_CONFIG_FLAG(kr_register_config, "enabled", enabled, "false"),
+    KR_CONFIG_NUM(kr_register_config, "per_ip_per_hour", per_ip_per_hour, 1, 10000, "5"),
+};
+
+static const kr_config_section kr_register_section =
+    KR_CONFIG_SECTION("registration", kr_register_config, kr_register_keys);
+
+static const kr_register_config *kr_register_cfg; /* set at init, read-only afterwards */
 
 /* ---- rate limit: new accounts per peer address per hour ------------------------------------- */
 
@@ -182,6 +199,7 @@ typedef struct kr_reg_job {
     char *password;     /* prepared; wiped */
     size_t password_len;
     kr_account acct;    /* credentials made from it (CPU pool) */
+    const kr_wait_ops *then; /* what stores them once made */
     char *ip;           /* creation: the reservation to give back on failure */
     uint64_t stamp;
     int rc;
@@ -236,13 +254,15 @@ static void kr_reg_roster_job(kr_store *store, void *arg)
 {
     kr_reg_job *j = arg;
     uint64_t version;
-    j->rc = kr_store_roster_list(store, j->jid, &j->items, &j->n, &version);
+    j->rc = kr_roster_list(store, j->jid, &j->items, &j->n, &version);
 }
 
 static void kr_reg_delete_job(kr_store *store, void *arg)
 {
     kr_reg_job *j = arg;
     j->rc = kr_store_account_delete(store, j->jid);
+    if (j->rc == 0)
+        kr_modules_user_deleted(j->srv->cfg, j->jid);
 }
 
 static const char *kr_reg_store_condition(int rc)
@@ -273,14 +293,15 @@ static kr_verdict kr_register_created(kr_handler_ctx *ctx, void *arg)
 static const kr_wait_ops kr_reg_create_ops = {kr_reg_create_job, kr_register_created,
                                               kr_reg_job_free};
 
-static kr_verdict kr_register_hashed_new(kr_handler_ctx *ctx, void *arg)
+/* The credentials are made: store them (create or update, j->then) on the account's lane. */
+static kr_verdict kr_register_hashed(kr_handler_ctx *ctx, void *arg)
 {
     kr_reg_job *j = arg;
-    return kr_handler_wait(ctx, j->jid, &kr_reg_create_ops, j);
+    return kr_handler_wait(ctx, j->jid, j->then, j);
 }
 
-static const kr_wait_ops kr_reg_hash_new_ops = {kr_reg_hash_job, kr_register_hashed_new,
-                                                kr_reg_job_free};
+static const kr_wait_ops kr_reg_hash_ops = {kr_reg_hash_job, kr_register_hashed,
+                                            kr_reg_job_free};
 
 /* Wipe the text of an element (a password) in the stanza's arena and take it out of the tree,
  * so an error reply that carries the payload back does not carry it. */
@@ -343,8 +364,7 @@ static kr_verdict kr_register_create(kr_handler_ctx *ctx)
     } else if (kr_jid_prep_local(st->arena, name, strlen(name), &local) != 0) {
         cond = "not-acceptable";
         text = "That username is not allowed";
-    } else if (!kr_register_reserve(s->peer_ip, ctx->srv->cfg->registration.per_ip_per_hour,
-                                    now)) {
+    } else if (!kr_register_reserve(s->peer_ip, kr_register_cfg->per_ip_per_hour, now)) {
         cond = "resource-constraint";
         text = "Too many accounts were registered from your address; try again later";
     }
@@ -358,7 +378,8 @@ static kr_verdict kr_register_create(kr_handler_ctx *ctx)
     j->password_len = pw_len;
     j->ip = kr_xstrdup(s->peer_ip);
     j->stamp = now;
-    return kr_handler_wait(ctx, NULL, &kr_reg_hash_new_ops, j);
+    j->then = &kr_reg_create_ops;
+    return kr_handler_wait(ctx, NULL, &kr_reg_hash_ops, j);
 }
 
 static kr_verdict kr_register_preauth(kr_handler_ctx *ctx)
@@ -366,7 +387,7 @@ static kr_verdict kr_register_preauth(kr_handler_ctx *ctx)
     kr_stanza *st = ctx->st;
     if (!ctx->origin)
         return KR_HANDLED;
-    if (!ctx->srv->cfg->registration.enabled) {
+    if (!kr_register_cfg->enabled) {
         kr_register_wipe(kr_xml_child_get(st->payload, KR_NS_REGISTER, "password"));
         kr_register_preauth_reply(ctx, "service-unavailable",
                                   "In-band registration is not enabled on this server", NULL);
@@ -398,14 +419,6 @@ static kr_verdict kr_register_password_done(kr_handler_ctx *ctx, void *arg)
 static const kr_wait_ops kr_reg_update_ops = {kr_reg_update_job, kr_register_password_done,
                                               kr_reg_job_free};
 
-static kr_verdict kr_register_hashed_update(kr_handler_ctx *ctx, void *arg)
-{
-    kr_reg_job *j = arg;
-    return kr_handler_wait(ctx, j->jid, &kr_reg_update_ops, j);
-}
-
-static const kr_wait_ops kr_reg_hash_update_ops = {kr_reg_hash_job, kr_register_hashed_update,
-                                                   kr_reg_job_free};
 
 /* §3.3: <username/> must be the account's own, <password/> the new one. */
 static kr_verdict kr_register_change_password(kr_handler_ctx *ctx)
@@ -435,7 +448,8 @@ static kr_verdict kr_register_change_password(kr_handler_ctx *ctx)
     kr_reg_job *j = kr_reg_job_new(ctx, s->bare);
     j->password = pw;
     j->password_len = pw_len;
-    return kr_handler_wait(ctx, NULL, &kr_reg_hash_update_ops, j);
+    j->then = &kr_reg_update_ops;
+    return kr_handler_wait(ctx, NULL, &kr_reg_hash_ops, j);
 }
 
 /* ---- account removal (after authentication) ------------------------------------------------- */
@@ -521,12 +535,13 @@ static kr_verdict kr_register_account(kr_handler_ctx *ctx)
 
 static void kr_register_features(kr_server *srv, bool authenticated, kr_buf *out)
 {
-    if (!authenticated && srv->cfg->registration.enabled)
+    if (!authenticated && kr_register_cfg->enabled)
         kr_buf_puts(out, "<register xmlns='" KR_NS_REGISTER_FEATURE "'/>");
 }
 
 static int kr_register_init(kr_server *srv)
 {
+    kr_register_cfg = kr_config_section_get(srv->cfg, &kr_register_section);
     pthread_mutex_init(&kr_register.lock, NULL);
     kr_strmap_init(&kr_register.ips);
     kr_register.last_prune = kr_register_now_ms();
@@ -554,6 +569,7 @@ static const char *const kr_register_disco[] = {KR_NS_REGISTER, NULL};
 
 const kr_module_def kr_mod_register = {
     .name = "register",
+    .config = &kr_register_section,
     .handlers = kr_register_handlers,
     .handler_count = sizeof(kr_register_handlers) / sizeof(kr_register_handlers[0]),
     .disco_features = kr_register_disco,

@@ -39,6 +39,20 @@
 /* Resources that asked for the roster (RFC 6121 §2.2): they get pushes. */
 static unsigned kr_roster_interested;
 
+/* The "roster" section of the configuration. */
+typedef struct kr_roster_config {
+    unsigned max_items; /* roster items per account (RFC 6121 §2) */
+} kr_roster_config;
+
+static const kr_config_key kr_roster_keys[] = {
+    KR_CONFIG_NUM(kr_roster_config, "max_items", max_items, 1, 100000, "1000"),
+};
+
+static const kr_config_section kr_roster_section =
+    KR_CONFIG_SECTION("roster", kr_roster_config, kr_roster_keys);
+
+static const kr_roster_config *kr_roster_cfg; /* set at init, read-only afterwards */
+
 /* Roster push of one item to every interested resource of user (RFC 6121 §2.1.6): one
  * serialization without 'to' (it goes to the user's own resources), shared by all. */
 static void kr_roster_push(kr_server *srv, kr_worker *w, const char *user,
@@ -106,7 +120,7 @@ static void kr_roster_get_job_free(void *arg)
 static void kr_roster_get_run(kr_store *store, void *arg)
 {
     kr_roster_get_job *j = arg;
-    j->err = kr_store_roster_list(store, j->user, &j->items, &j->n, &j->version);
+    j->err = kr_roster_list(store, j->user, &j->items, &j->n, &j->version);
     if (j->err != 0) {
         j->items = NULL;
         j->n = 0;
@@ -191,7 +205,7 @@ static void kr_roster_set_fail(kr_roster_set_job *j, int err)
 static void kr_roster_set_run(kr_store *store, void *arg)
 {
     kr_roster_set_job *j = arg;
-    int r = kr_store_roster_get(store, j->user, j->req.contact, &j->old);
+    int r = kr_roster_get(store, j->user, j->req.contact, &j->old);
     if (r != 0 && r != KR_ENOENT) {
         kr_roster_set_fail(j, r);
         return;
@@ -204,14 +218,14 @@ static void kr_roster_set_run(kr_store *store, void *arg)
             j->condition = "item-not-found";
             return;
         }
-        r = kr_store_roster_remove(store, j->user, j->req.contact, &j->version);
+        r = kr_roster_remove(store, j->user, j->req.contact, &j->version);
         if (r != 0)
             kr_roster_set_fail(j, r);
         return;
     }
     if (!j->had_old) {
         size_t n = 0;
-        r = kr_store_roster_count(store, j->user, &n);
+        r = kr_roster_count(store, j->user, &n);
         if (r != 0) {
             kr_roster_set_fail(j, r);
             return;
@@ -230,7 +244,7 @@ static void kr_roster_set_run(kr_store *store, void *arg)
     now.groups = j->req.groups;
     now.group_count = j->req.group_count;
     j->now = now;
-    r = kr_store_roster_put(store, j->user, &j->now, &j->version);
+    r = kr_roster_put(store, j->user, &j->now, &j->version);
     if (r != 0)
         kr_roster_set_fail(j, r);
 }
@@ -372,7 +386,7 @@ static kr_verdict kr_roster_set_handle(kr_handler_ctx *ctx)
         return kr_roster_refuse(ctx, cond, text);
     }
     j->user = kr_xstrdup(s->bare);
-    j->max_items = ctx->srv->cfg->roster.max_items;
+    j->max_items = kr_roster_cfg->max_items;
     return kr_handler_wait(ctx, j->user, &kr_roster_set_ops, j);
 }
 
@@ -537,7 +551,7 @@ static bool kr_sub_visible_change(const kr_sub_job *j, const kr_roster_item *it)
 static bool kr_sub_room(kr_store *store, kr_sub_job *j, const kr_roster_item *it)
 {
     size_t n = 0;
-    if (kr_store_roster_count(store, j->owner, &n) != 0)
+    if (kr_roster_count(store, j->owner, &n) != 0)
         return false;
     size_t limit = kr_roster_item_in_roster(it) ? j->max_items : 2 * (size_t)j->max_items;
     return n < limit;
@@ -551,9 +565,9 @@ static void kr_sub_store(kr_store *store, kr_sub_job *j, kr_roster_item *it)
     int r;
     if (!kr_roster_item_in_roster(it) && !it->pending_in) {
         /* A request-only record whose request is gone: forget it (§3.3.3). */
-        r = j->had_old ? kr_store_roster_remove(store, j->owner, j->peer, &j->version) : 0;
+        r = j->had_old ? kr_roster_remove(store, j->owner, j->peer, &j->version) : 0;
     } else {
-        r = kr_store_roster_put(store, j->owner, it, &j->version);
+        r = kr_roster_put(store, j->owner, it, &j->version);
         j->push = r == 0 && kr_sub_visible_change(j, it);
     }
     if (r != 0)
@@ -564,7 +578,7 @@ static void kr_sub_store(kr_store *store, kr_sub_job *j, kr_roster_item *it)
 static void kr_sub_run(kr_store *store, void *arg)
 {
     kr_sub_job *j = arg;
-    int r = kr_store_roster_get(store, j->owner, j->peer, &j->old);
+    int r = kr_roster_get(store, j->owner, j->peer, &j->old);
     if (r != 0 && r != KR_ENOENT) {
         KR_LOG(KR_LOG_ERROR, j->owner, "roster load failed: %s", kr_strerror(r));
         return;
@@ -666,7 +680,7 @@ static kr_sub_job *kr_sub_job_new(kr_handler_ctx *ctx, bool out, const char *own
     j->type = ctx->st->type;
     j->owner = kr_xstrdup(owner);
     j->peer = kr_xstrdup(peer);
-    j->max_items = ctx->srv->cfg->roster.max_items;
+    j->max_items = kr_roster_cfg->max_items;
     return j;
 }
 
@@ -715,6 +729,17 @@ static void kr_roster_stream_features(kr_server *srv, bool authenticated, kr_buf
                          "'/>");
 }
 
+static int kr_roster_init(kr_server *srv)
+{
+    kr_roster_cfg = kr_config_section_get(srv->cfg, &kr_roster_section);
+    return 0;
+}
+
+static const kr_store_decl kr_roster_stores[] = {
+    {KR_ROSTER_STORE, KR_STORE_MAP, 1, NULL},
+    {KR_ROSTER_META_STORE, KR_STORE_MAP, 1, NULL},
+};
+
 static const kr_handler_spec kr_roster_handlers[] = {
     {KR_PHASE_OUT, KR_STANZA_IQ, KR_TYPE_GET | KR_TYPE_SET,
      KR_ADDR_BARE | KR_ADDR_FULL | KR_ADDR_REMOTE, KR_NS_ROSTER, NULL, 0, kr_roster_foreign, 0},
@@ -731,6 +756,10 @@ static const kr_handler_spec kr_roster_handlers[] = {
 
 const kr_module_def kr_mod_roster = {
     .name = "roster",
+    .config = &kr_roster_section,
+    .stores = kr_roster_stores,
+    .store_count = 2,
+    .init = kr_roster_init,
     .handlers = kr_roster_handlers,
     .handler_count = sizeof(kr_roster_handlers) / sizeof(kr_roster_handlers[0]),
     .stream_features = kr_roster_stream_features,

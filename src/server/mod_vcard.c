@@ -4,7 +4,7 @@
  * account (no 'to', or its bare JID) and anyone reads the vCard of a local
  * account with an iq get to that bare JID. The vCard is stored as its
  * serialized <vCard xmlns='vcard-temp'/> element under the key "vcard" of
- * the account's XML documents, at most services.vcard_max_bytes long
+ * this module's map store "vcard" (key ""), at most services.vcard_max_bytes long
  * (larger: <not-acceptable/>); an account that never published one gets an
  * empty <vCard/> (XEP-0054 §3.1), a nonexistent account
  * <service-unavailable/> (RFC 6121 §8.5.1), and a set to another account
@@ -25,7 +25,21 @@
 #include "xml/serialize.h"
 
 #define KR_NS_VCARD "vcard-temp"
-#define KR_VCARD_KEY "vcard"
+#define KR_VCARD_STORE "vcard" /* map: key "" = the serialized <vCard/> */
+
+/* The vCard key of the "services" section of the configuration. */
+typedef struct kr_vcard_config {
+    size_t max_bytes; /* a published vCard's size */
+} kr_vcard_config;
+
+static const kr_config_key kr_vcard_keys[] = {
+    KR_CONFIG_NUM(kr_vcard_config, "vcard_max_bytes", max_bytes, 1024, 16777216, "65536"),
+};
+
+static const kr_config_section kr_vcard_section =
+    KR_CONFIG_SECTION("services", kr_vcard_config, kr_vcard_keys);
+
+static const kr_vcard_config *kr_vcard_cfg; /* set at init, read-only afterwards */
 
 typedef struct kr_vcard_req {
     char *user;        /* whose vCard */
@@ -50,11 +64,11 @@ static void kr_vcard_job(kr_store *store, void *arg)
     if (r->check_exists && (r->result = kr_store_account_get(store, r->user, &acct)) != 0)
         return;
     if (r->is_set) {
-        r->result = kr_store_xml_put(store, r->user, KR_VCARD_KEY, r->xml.data, r->xml.len);
+        r->result = kr_store_map_put(store, KR_VCARD_STORE, r->user, "", r->xml.data, r->xml.len);
     } else {
         char *xml = NULL;
         size_t len = 0;
-        r->result = kr_store_xml_get(store, r->user, KR_VCARD_KEY, &xml, &len);
+        r->result = kr_store_map_get(store, KR_VCARD_STORE, r->user, "", &xml, &len);
         if (r->result == KR_ENOENT)
             r->result = 1; /* the account exists but has no vCard */
         else if (r->result == 0)
@@ -109,7 +123,7 @@ static kr_verdict kr_vcard_set(kr_handler_ctx *ctx)
     }
     kr_buf xml = KR_BUF_INIT;
     kr_xml_serialize(&xml, st->payload, KR_NS_CLIENT);
-    if (xml.len > ctx->srv->cfg->services.vcard_max_bytes) {
+    if (xml.len > kr_vcard_cfg->max_bytes) {
         kr_buf_clear(&xml);
         kr_bounce(ctx, "not-acceptable", "The vCard is larger than this server accepts");
         return KR_HANDLED;
@@ -120,6 +134,14 @@ static kr_verdict kr_vcard_set(kr_handler_ctx *ctx)
     r->xml = xml;
     return kr_handler_wait(ctx, r->user, &kr_vcard_ops, r);
 }
+
+static int kr_vcard_init(kr_server *srv)
+{
+    kr_vcard_cfg = kr_config_section_get(srv->cfg, &kr_vcard_section);
+    return 0;
+}
+
+static const kr_store_decl kr_vcard_stores[] = {{KR_VCARD_STORE, KR_STORE_MAP, 1, NULL}};
 
 static const kr_handler_spec kr_vcard_handlers[] = {
     {KR_PHASE_IN, KR_STANZA_IQ, KR_TYPE_GET, KR_ADDR_SELF | KR_ADDR_BARE, KR_NS_VCARD, "vCard", 0,
@@ -132,6 +154,10 @@ static const char *const kr_vcard_features[] = {KR_NS_VCARD, NULL};
 
 const kr_module_def kr_mod_vcard = {
     .name = "vcard",
+    .config = &kr_vcard_section,
+    .stores = kr_vcard_stores,
+    .store_count = 1,
+    .init = kr_vcard_init,
     .handlers = kr_vcard_handlers,
     .handler_count = sizeof(kr_vcard_handlers) / sizeof(kr_vcard_handlers[0]),
     .disco_features = kr_vcard_features,

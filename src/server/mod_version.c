@@ -20,8 +20,23 @@
 
 static char kr_version_os[160];
 
+/* The version key of the "services" section of the configuration. */
+typedef struct kr_version_config {
+    bool show_os; /* tell the operating system (XEP-0092 <os/>) */
+} kr_version_config;
+
+static const kr_config_key kr_version_keys[] = {
+    KR_CONFIG_FLAG(kr_version_config, "version_show_os", show_os, "false"),
+};
+
+static const kr_config_section kr_version_section =
+    KR_CONFIG_SECTION("services", kr_version_config, kr_version_keys);
+
+static const kr_version_config *kr_version_cfg; /* set at init, read-only afterwards */
+
 static int kr_version_init(kr_server *srv)
 {
+    kr_version_cfg = kr_config_section_get(srv->cfg, &kr_version_section);
     struct utsname u;
     if (uname(&u) == 0)
         snprintf(kr_version_os, sizeof(kr_version_os), "%s %s", u.sysname, u.release);
@@ -43,7 +58,7 @@ static kr_verdict kr_version_handle(kr_handler_ctx *ctx)
     kr_xml_node *q = kr_xml_elem_add(st->arena, iq, KR_NS_VERSION, "query");
     kr_version_add_text(st->arena, q, "name", KR_VERSION_NAME);
     kr_version_add_text(st->arena, q, "version", KR_VERSION_NUMBER);
-    if (ctx->srv->cfg->services.version_show_os)
+    if (kr_version_cfg->show_os)
         kr_version_add_text(st->arena, q, "os", kr_version_os);
     kr_reply(ctx, iq);
     return KR_HANDLED;
@@ -58,6 +73,7 @@ static const char *const kr_version_features[] = {KR_NS_VERSION, NULL};
 
 const kr_module_def kr_mod_version = {
     .name = "version",
+    .config = &kr_version_section,
     .handlers = kr_version_handlers,
     .handler_count = sizeof(kr_version_handlers) / sizeof(kr_version_handlers[0]),
     .disco_features = kr_version_features,

@@ -18,6 +18,7 @@
 
 #include "core/alloc.h"
 #include "core/assert.h"
+#include "core/error.h"
 #include "core/hmap.h"
 #include "core/log.h"
 #include "server/router.h"
@@ -34,12 +35,14 @@ extern const kr_module_def kr_mod_vcard;
 extern const kr_module_def kr_mod_private;
 extern const kr_module_def kr_mod_blocking;
 extern const kr_module_def kr_mod_register;
+extern const kr_module_def kr_mod_echo;
 
 /* The built-in modules, in no particular order (priorities decide). */
 static const kr_module_def *const kr_module_list[] = {
     &kr_mod_ping,    &kr_mod_iq_fallback, &kr_mod_roster,   &kr_mod_presence,
     &kr_mod_offline, &kr_mod_disco,       &kr_mod_version,  &kr_mod_time,
     &kr_mod_vcard,   &kr_mod_private,     &kr_mod_blocking, &kr_mod_register,
+    &kr_mod_echo,
 };
 
 #define KR_MODULE_COUNT (sizeof(kr_module_list) / sizeof(kr_module_list[0]))
@@ -60,6 +63,8 @@ typedef struct kr_filter_entry {
 } kr_filter_entry;
 
 struct kr_modules {
+    const kr_module_def *const *list; /* the modules, in their list's order */
+    size_t count;
     kr_strmap by_ns;      /* child namespace -> kr_spec_list */
     kr_spec_list catch_all;
     kr_filter_entry *filters; /* by descending priority */
@@ -147,13 +152,47 @@ static int kr_modules_add_services(kr_server *srv, const kr_module_def *d)
     return 0;
 }
 
+/* Every module's configuration is loaded, and no store name is taken twice. */
+static int kr_modules_check(kr_server *srv, const kr_module_def *const *list, size_t n)
+{
+    kr_strmap names;
+    kr_strmap_init(&names);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const kr_module_def *d = list[i];
+        if (d->config && !kr_config_section_get(srv->cfg, d->config)) {
+            KR_LOG(KR_LOG_ERROR, NULL, "module %s: its configuration was not loaded", d->name);
+            rc = -1;
+        }
+        for (size_t k = 0; k < d->store_count && rc == 0; k++) {
+            if (kr_strmap_get(&names, d->stores[k].name)) {
+                KR_LOG(KR_LOG_ERROR, NULL, "module %s: store %s is taken", d->name,
+                       d->stores[k].name);
+                rc = -1;
+            }
+            kr_strmap_put(&names, d->stores[k].name, (void *)d);
+        }
+    }
+    kr_strmap_clear(&names);
+    return rc;
+}
+
 int kr_modules_start(kr_server *srv)
 {
+    return kr_modules_start_list(srv, kr_module_list, KR_MODULE_COUNT);
+}
+
+int kr_modules_start_list(kr_server *srv, const kr_module_def *const *list, size_t n)
+{
     kr_modules *m = kr_xcalloc(1, sizeof(*m));
+    m->list = list;
+    m->count = n;
     kr_strmap_init(&m->by_ns);
     srv->modules = m;
-    for (size_t i = 0; i < KR_MODULE_COUNT; i++) {
-        const kr_module_def *d = kr_module_list[i];
+    if (kr_modules_check(srv, list, n) != 0)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        const kr_module_def *d = list[i];
         for (size_t k = 0; k < d->handler_count; k++)
             kr_modules_index(m, &d->handlers[k], d);
         for (size_t k = 0; k < d->filter_count; k++)
@@ -161,8 +200,8 @@ int kr_modules_start(kr_server *srv)
         if (kr_modules_assign(m, d) != 0 || kr_modules_add_services(srv, d) != 0)
             return -1;
     }
-    for (size_t i = 0; i < KR_MODULE_COUNT; i++) {
-        const kr_module_def *d = kr_module_list[i];
+    for (size_t i = 0; i < n; i++) {
+        const kr_module_def *d = list[i];
         if (d->init && d->init(srv) != 0) {
             KR_LOG(KR_LOG_ERROR, NULL, "module %s failed to start", d->name);
             return -1;
@@ -176,9 +215,9 @@ void kr_modules_stop(kr_server *srv)
     kr_modules *m = srv->modules;
     if (!m)
         return;
-    for (size_t i = KR_MODULE_COUNT; i-- > 0;)
-        if (kr_module_list[i]->fini)
-            kr_module_list[i]->fini(srv);
+    for (size_t i = m->count; i-- > 0;)
+        if (m->list[i]->fini)
+            m->list[i]->fini(srv);
     for (size_t i = 0; i < m->by_ns.cap; i++) {
         kr_spec_list *l = m->by_ns.slots[i].value;
         if (m->by_ns.slots[i].key) {
@@ -282,24 +321,91 @@ kr_verdict kr_modules_filter(kr_server *srv, kr_outgoing *o)
 
 void kr_modules_session_event(kr_server *srv, kr_session *s, kr_session_event ev)
 {
-    for (size_t i = 0; i < KR_MODULE_COUNT; i++)
-        if (kr_module_list[i]->session_event)
-            kr_module_list[i]->session_event(srv, s, ev);
+    kr_modules *m = srv->modules;
+    for (size_t i = 0; i < m->count; i++)
+        if (m->list[i]->session_event)
+            m->list[i]->session_event(srv, s, ev);
 }
 
 void kr_modules_stream_features(kr_server *srv, bool authenticated, kr_buf *out)
 {
-    for (size_t i = 0; i < KR_MODULE_COUNT; i++)
-        if (kr_module_list[i]->stream_features)
-            kr_module_list[i]->stream_features(srv, authenticated, out);
+    kr_modules *m = srv->modules;
+    for (size_t i = 0; i < m->count; i++)
+        if (m->list[i]->stream_features)
+            m->list[i]->stream_features(srv, authenticated, out);
 }
 
 void kr_modules_disco_features(kr_server *srv, void (*fn)(void *ud, const char *feature),
                                void *ud)
 {
-    for (size_t i = 0; i < KR_MODULE_COUNT; i++) {
-        const char *const *f = kr_module_list[i]->disco_features;
+    kr_modules *m = srv->modules;
+    for (size_t i = 0; i < m->count; i++) {
+        const char *const *f = m->list[i]->disco_features;
         for (; f && *f; f++)
             fn(ud, *f);
     }
+}
+
+/* ---- what the built-in modules bring to the configuration and the store ---------------- */
+
+size_t kr_modules_config_sections(const kr_config_section *const **out)
+{
+    static const kr_config_section *sections[KR_MODULE_COUNT];
+    static size_t n;
+    if (n == 0) /* at start-up, before any thread: the list is fixed */
+        for (size_t i = 0; i < KR_MODULE_COUNT; i++)
+            if (kr_module_list[i]->config)
+                sections[n++] = kr_module_list[i]->config;
+    *out = sections;
+    return n;
+}
+
+/* One store: bring it from its recorded version to the module's, in one transaction. */
+static int kr_modules_upgrade_store(kr_store *store, const kr_module_def *d,
+                                    const kr_store_decl *decl)
+{
+    unsigned have;
+    int rc = kr_store_version_get(store, decl->name, &have);
+    if (rc != 0 || have == decl->version)
+        return rc;
+    if (have > decl->version || !decl->upgrade) {
+        KR_LOG(KR_LOG_ERROR, NULL, "module %s: store %s holds records of version %u; this "
+               "kurierd writes version %u and cannot read them", d->name, decl->name, have,
+               decl->version);
+        return KR_ESTORE;
+    }
+    KR_LOG(KR_LOG_INFO, NULL, "module %s: upgrading store %s from version %u to %u", d->name,
+           decl->name, have, decl->version);
+    rc = kr_store_begin(store);
+    if (rc == 0)
+        rc = decl->upgrade(store, decl->name, have);
+    if (rc == 0)
+        rc = kr_store_version_put(store, decl->name, decl->version);
+    if (rc == 0)
+        return kr_store_commit(store);
+    kr_store_rollback(store);
+    return rc;
+}
+
+int kr_modules_upgrade_stores(kr_store *store)
+{
+    for (size_t i = 0; i < KR_MODULE_COUNT; i++) {
+        const kr_module_def *d = kr_module_list[i];
+        for (size_t k = 0; k < d->store_count; k++) {
+            int rc = kr_modules_upgrade_store(store, d, &d->stores[k]);
+            if (rc != 0) {
+                KR_LOG(KR_LOG_ERROR, NULL, "module %s: store %s: %s (%s)", d->name,
+                       d->stores[k].name, kr_strerror(rc), kr_store_errmsg(store));
+                return rc;
+            }
+        }
+    }
+    return 0;
+}
+
+void kr_modules_user_deleted(const kr_config *cfg, const char *jid)
+{
+    for (size_t i = 0; i < KR_MODULE_COUNT; i++)
+        if (kr_module_list[i]->user_delete)
+            kr_module_list[i]->user_delete(cfg, jid);
 }

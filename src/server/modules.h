@@ -172,8 +172,29 @@ typedef struct kr_service_def {
  * (authenticated false: offered next to the mechanisms) or after it (next to bind). */
 typedef void (*kr_stream_features_fn)(kr_server *srv, bool authenticated, kr_buf *out);
 
+/** A generic store a module owns (store.h): its name, what it is, and the version of the
+ * records the module writes in it. When a module changes its record format it raises the
+ * version and gives upgrade, which the core runs once at start on a store written by an
+ * older version (from = that version), before anything else touches it. */
+typedef enum kr_store_kind { KR_STORE_MAP, KR_STORE_ARCHIVE } kr_store_kind;
+typedef struct kr_store_decl {
+    const char *name; /* [a-z0-9_]{1,32}, unique among all modules */
+    kr_store_kind kind;
+    unsigned version; /* 1 for a module's first record format */
+    int (*upgrade)(kr_store *store, const char *name, unsigned from);
+} kr_store_decl;
+
 typedef struct kr_module_def {
     const char *name;
+    /* The module's configuration section (core/config.h): its keys under one top-level name,
+     * documented in examples/kurierd.yml and docs/configuration.md; read it with
+     * kr_config_section_get(srv->cfg, config). NULL: no options. */
+    const kr_config_section *config;
+    /* The generic stores it keeps its data in. An account's data in them goes with the
+     * account (the store deletes it in the same transaction); user_delete is for anything
+     * else the module keeps for the account. */
+    const kr_store_decl *stores;
+    size_t store_count;
     const kr_handler_spec *handlers;
     size_t handler_count;
     const kr_filter_spec *filters;
@@ -194,11 +215,24 @@ typedef struct kr_module_def {
     void (*fini)(kr_server *srv);
     /* Session lifecycle, on the session's worker. */
     void (*session_event)(kr_server *srv, kr_session *s, kr_session_event ev);
+    /* The account `jid` was deleted (kurierd or kurierctl, on a storage lane or its own
+     * thread): drop what the module keeps outside its stores. NULL: nothing. */
+    void (*user_delete)(const kr_config *cfg, const char *jid);
 } kr_module_def;
 
-/** Compile the tables from the module list, add service hosts, run each init. 0 or -1
- * (logged). */
+/** Compile the tables from the built-in module list, add service hosts, run each init. The
+ * configuration must have been loaded with kr_modules_config_sections(). 0 or -1 (logged). */
 int kr_modules_start(kr_server *srv);
+/** The same with another module list (unit tests). */
+int kr_modules_start_list(kr_server *srv, const kr_module_def *const *list, size_t n);
+/** The configuration sections of the built-in modules, for kr_config_load_sections (kurierd,
+ * kurierctl, tests): returns how many; *out points at static storage. */
+size_t kr_modules_config_sections(const kr_config_section *const **out);
+/** Bring the built-in modules' stores to their record versions (start-up, before the storage
+ * lanes run, on a connection of its own). 0 or a store error (logged). */
+int kr_modules_upgrade_stores(kr_store *store);
+/** Tell every built-in module that an account was deleted (after the store deleted it). */
+void kr_modules_user_deleted(const kr_config *cfg, const char *jid);
 void kr_modules_stop(kr_server *srv);
 
 /** Number of per-session slots modules asked for (session.c sizes sessions with it). */

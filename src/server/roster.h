@@ -31,6 +31,7 @@
 #include "server/session.h"
 #include "server/sessions.h"
 #include "server/stanza.h"
+#include "server/roster_store.h"
 #include "store/store.h"
 #include "xml/serialize.h"
 #include "xml/tree.h"

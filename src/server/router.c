@@ -79,13 +79,19 @@ static bool kr_pick_ok(const kr_session_ref *r, unsigned pick, unsigned flag)
     return !flag || (r->flags & flag);
 }
 
+/* The account's resources (at most KR_ROUTER_MAX_RESOURCES) into refs; how many. */
+static size_t kr_router_resources(kr_server *srv, const char *bare,
+                                  kr_session_ref refs[KR_ROUTER_MAX_RESOURCES])
+{
+    size_t n = kr_sessions_list(srv->sessions, bare, refs, KR_ROUTER_MAX_RESOURCES);
+    return n > KR_ROUTER_MAX_RESOURCES ? KR_ROUTER_MAX_RESOURCES : n;
+}
+
 size_t kr_deliver_account(kr_server *srv, kr_worker *w, const char *bare, kr_rbuf *bytes,
                           unsigned pick, unsigned flag)
 {
     kr_session_ref refs[KR_ROUTER_MAX_RESOURCES];
-    size_t n = kr_sessions_list(srv->sessions, bare, refs, KR_ROUTER_MAX_RESOURCES);
-    if (n > KR_ROUTER_MAX_RESOURCES)
-        n = KR_ROUTER_MAX_RESOURCES;
+    size_t n = kr_router_resources(srv, bare, refs);
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         if (!kr_pick_ok(&refs[i], pick, flag))
@@ -169,9 +175,7 @@ static size_t kr_router_available(kr_server *srv, const char *bare, kr_session_r
                                   int *best)
 {
     kr_session_ref all[KR_ROUTER_MAX_RESOURCES];
-    size_t n = kr_sessions_list(srv->sessions, bare, all, KR_ROUTER_MAX_RESOURCES);
-    if (n > KR_ROUTER_MAX_RESOURCES)
-        n = KR_ROUTER_MAX_RESOURCES;
+    size_t n = kr_router_resources(srv, bare, all);
     size_t k = 0;
     *best = INT_MIN;
     for (size_t i = 0; i < n; i++) {

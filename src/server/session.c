@@ -30,9 +30,7 @@ kr_session *kr_session_new(kr_server *srv, kr_worker *w, const char *domain,
     s->worker = w;
     s->domain = kr_xstrdup(domain);
     s->slot_count = slots;
-    snprintf(s->peer_ip, sizeof(s->peer_ip), "%s", peer_ip ? peer_ip : "");
-    snprintf(s->log_ctx, sizeof(s->log_ctx), "c2s#%llu w%u", (unsigned long long)s->id,
-             w->index);
+    s->peer_ip = peer_ip;
     kr_u64map_put(&kr_worker_state_get(w)->sessions, s->id, s);
     return s;
 }
@@ -44,47 +42,48 @@ kr_session *kr_session_find(kr_worker *w, uint64_t id)
     return kr_u64map_get(&kr_worker_state_get(w)->sessions, id);
 }
 
-void kr_session_attach(kr_session *s, const kr_transport *t, void *ud)
+void kr_session_attach(kr_session *s, const kr_transport *t, void *ud, const char *peer_ip)
 {
     s->transport = t;
     s->transport_ud = ud;
+    s->peer_ip = peer_ip;
 }
 
 void kr_session_detach(kr_session *s)
 {
     s->transport = NULL;
     s->transport_ud = NULL;
+    s->peer_ip = NULL;
 }
 
 void kr_session_authenticated(kr_session *s, const char *local)
 {
-    free(s->bare);
-    s->bare = kr_xasprintf("%s@%s", local, s->domain);
+    kr_assert(!s->bound);
+    free(s->names);
+    s->names = kr_xasprintf("%s@%s", local, s->domain);
+    s->bare = s->names;
 }
 
-/* Parse the full JID once, as kr_stanza_decode would parse the stamped 'from' of every
- * stanza, and keep its parts in one allocation. */
-static int kr_session_jid_keep(kr_session *s)
+/* One block for the names a bound session keeps: "local\0domain\0resource\0bare\0full\0",
+ * the jid's parts pointing into it. Prepared parts make the full JID as they are. */
+static void kr_session_names(kr_session *s, const kr_jid *j)
 {
-    kr_arena *a = kr_arena_new(256);
-    kr_jid j;
-    int rc = kr_jid_parse(a, s->full, &j);
-    if (rc == 0) {
-        size_t nl = j.local ? strlen(j.local) + 1 : 0, nd = strlen(j.domain) + 1,
-               nr = j.resource ? strlen(j.resource) + 1 : 0;
-        char *m = kr_xmalloc(nl + nd + nr);
-        if (j.local)
-            memcpy(m, j.local, nl);
-        memcpy(m + nl, j.domain, nd);
-        if (j.resource)
-            memcpy(m + nl + nd, j.resource, nr);
-        free(s->jid_mem);
-        s->jid = (kr_jid){.local = j.local ? m : NULL, .domain = m + nl,
-                          .resource = j.resource ? m + nl + nd : NULL};
-        s->jid_mem = m;
-    }
-    kr_arena_free(a);
-    return rc == 0 ? 0 : KR_EINVAL;
+    size_t nl = strlen(j->local) + 1, nd = strlen(j->domain) + 1, nr = strlen(j->resource) + 1;
+    char *m = kr_xmalloc(3 * (nl + nd) + 2 * nr); /* parts, bare, full */
+    char *p = m;
+    memcpy(p, j->local, nl);
+    memcpy(p + nl, j->domain, nd);
+    memcpy(p + nl + nd, j->resource, nr);
+    s->jid = (kr_jid){.local = p, .domain = p + nl, .resource = p + nl + nd};
+    char *bare = p + nl + nd + nr;
+    int n = sprintf(bare, "%s@%s", j->local, j->domain);
+    char *full = bare + n + 1;
+    sprintf(full, "%s@%s/%s", j->local, j->domain, j->resource);
+    free(s->names);
+    s->names = m;
+    s->bare = bare;
+    s->full = full;
+    s->resource = s->jid.resource;
 }
 
 /* The older session with the same full JID ends (RFC 6120 §7.7.2.2). */
@@ -99,23 +98,23 @@ int kr_session_bind(kr_session *s, const char *resource)
 {
     kr_assert(s->bare && !s->bound);
     char *full = kr_xasprintf("%s/%s", s->bare, resource);
-    free(s->full);
-    s->full = full;
-    if (kr_session_jid_keep(s) != 0) {
-        free(s->full);
-        s->full = NULL;
+    kr_jid j;
+    char *mem;
+    int rc = kr_jid_parse_keep(full, &j, &mem);
+    free(full);
+    if (rc != 0 || !j.local || !j.resource) {
+        free(mem);
         return KR_EINVAL;
     }
-    s->resource = kr_xstrdup(resource);
+    kr_session_names(s, &j);
+    free(mem);
     kr_server *srv = s->srv;
     kr_session_ref old;
     if (kr_sessions_bind(srv->sessions, s->bare, s->resource, s->worker->index, s->id, &old)) {
-        KR_LOG(KR_LOG_INFO, s->log_ctx, "resource in use; replacing the older session");
+        KR_LOG(KR_LOG_INFO, s->full, "resource in use; replacing the older session");
         kr_worker_post(&srv->workers[old.worker], kr_session_kick_cb, NULL, old.id);
     }
     s->bound = true;
-    snprintf(s->log_ctx, sizeof(s->log_ctx), "c2s#%llu w%u %s", (unsigned long long)s->id,
-             s->worker->index, s->full);
     kr_session_event_fire(s, KR_SESSION_BOUND);
     return 0;
 }
@@ -188,16 +187,13 @@ void kr_session_end(kr_session *s)
         kr_session_say_unavailable(s);
         kr_session_event_fire(s, KR_SESSION_CLOSED);
         kr_sessions_unbind(s->srv->sessions, s->bare, s->resource, s->id);
-        KR_LOG(KR_LOG_INFO, s->log_ctx, "session ended");
+        KR_LOG(KR_LOG_INFO, s->full, "session ended");
     }
     for (unsigned i = 0; i < s->slot_count; i++)
         kr_assert(s->slots[i] == NULL); /* modules free their state on KR_SESSION_CLOSED */
     kr_u64map_del(&kr_worker_state_get(s->worker)->sessions, s->id);
     free(s->domain);
-    free(s->bare);
-    free(s->full);
-    free(s->resource);
-    free(s->jid_mem);
+    free(s->names);
     free(s);
 }
 

@@ -58,23 +58,24 @@ typedef struct kr_session {
     kr_server *srv;
     kr_worker *worker;
     char *domain;         /* prepared domain of the stream (a user domain) */
-    char *bare;           /* "local@domain"; NULL before authentication */
-    char *full;           /* "local@domain/resource"; NULL before binding */
-    char *resource;
-    kr_jid jid;           /* `full` prepared once at bind (parts in jid_mem) */
-    char *jid_mem;
+    const char *bare;     /* "local@domain"; NULL before authentication */
+    const char *full;     /* "local@domain/resource"; NULL before binding */
+    const char *resource;
+    kr_jid jid;           /* `full` prepared once at bind */
+    char *names;          /* owns bare, full, resource and jid's parts: one allocation */
     bool bound;
     bool available;       /* has sent available presence and not unavailable since */
     int priority;
     const kr_transport *transport; /* NULL: detached */
     void *transport_ud;
-    char peer_ip[INET6_ADDRSTRLEN]; /* for rate limits; never logged above debug */
-    char log_ctx[96];     /* "c2s#12 w1 alice@example.org/res" */
+    const char *peer_ip;  /* the transport's, for rate limits (never logged above debug);
+                           * NULL while detached */
     unsigned slot_count;
     void *slots[];        /* one per module with session state (kr_module_def.session_slot) */
 } kr_session;
 
-/** A new, unauthenticated session of domain on worker w (in its table). */
+/** A new, unauthenticated session of domain on worker w (in its table). peer_ip is
+ * borrowed: the transport's, valid while it is attached. */
 kr_session *kr_session_new(kr_server *srv, kr_worker *w, const char *domain,
                            const char *peer_ip);
 /** The session `id` of worker w, or NULL when it has gone (or w is not running: shutdown). */
@@ -85,8 +86,9 @@ static inline void **kr_session_slot(kr_session *s, unsigned slot)
     return &s->slots[slot];
 }
 
-/** Attach to a transport (replaces any other) / detach from it. */
-void kr_session_attach(kr_session *s, const kr_transport *t, void *ud);
+/** Attach to a transport (replaces any other) / detach from it. peer_ip: the transport's
+ * (borrowed while attached). */
+void kr_session_attach(kr_session *s, const kr_transport *t, void *ud, const char *peer_ip);
 void kr_session_detach(kr_session *s);
 
 /** SASL succeeded for local@domain: the account is known from now on. */

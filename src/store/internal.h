@@ -69,6 +69,10 @@ typedef struct kr_store_driver {
                          size_t *n);
     int (*archive_delete_upto)(kr_store *s, const char *store, const char *user, int64_t max_id);
     int (*archive_count)(kr_store *s, const char *store, const char *user, size_t *n);
+
+    /** KR_ENOENT when never recorded. */
+    int (*version_get)(kr_store *s, const char *store, unsigned *version);
+    int (*version_put)(kr_store *s, const char *store, unsigned version);
 } kr_store_driver;
 
 /** The SQLite driver (sqlite.c). */

@@ -25,7 +25,10 @@
  * AUTOINCREMENT id (never reused), indexed by (user, store, id), (user, store,
  * with_jid, id) and (user, store, stamp) for the XEP-0313 filters. Migration 3
  * moved the feature tables of schema 2 (rosters, offline messages, XML
- * documents, block lists) into them; compat.h says where each went.
+ * documents, block lists) into them, where the modules that own them read
+ * them: rosters (server/roster_store.h), offline messages (archive
+ * "offline"), vCards (map "vcard", key ""), private XML (map "private", key
+ * "ns name"), block lists (map "blocking", key = the JID).
  * Keys are TEXT compared with the BINARY collation (memcmp), so key order and
  * prefix ranges are byte order; values and entry data are BLOBs.
  * Multi-statement operations run in one transaction (the caller's when one is
@@ -125,6 +128,12 @@ static const migration migrations[] = {
     /* 3: the generic map and archive stores that modules own their data in; the tables of
      * 2 are moved into them and dropped (see migration_3_generic_stores). */
     {.step = migration_3_generic_stores},
+    /* 4: the record version of each module store whose format a module has changed since
+     * its first version (kr_store_version_*; a store not listed is at version 1). */
+    {.sql = "CREATE TABLE store_versions ("
+            "  store TEXT PRIMARY KEY NOT NULL,"
+            "  version INTEGER NOT NULL CHECK (version >= 1)"
+            ") WITHOUT ROWID;"},
 };
 
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
@@ -153,6 +162,8 @@ typedef enum stmt_id {
     ST_ARCHIVE_INSERT,
     ST_ARCHIVE_COUNT,
     ST_ARCHIVE_DELETE_UPTO,
+    ST_VERSION_GET,
+    ST_VERSION_PUT,
     ST_COUNT
 } stmt_id;
 
@@ -160,6 +171,9 @@ typedef enum stmt_id {
 #define MAP_SIZE "SELECT coalesce(sum(length(CAST(value AS BLOB))), 0)" MAP_WHERE
 
 static const char *const stmt_sql[ST_COUNT] = {
+    [ST_VERSION_GET] = "SELECT version FROM store_versions WHERE store = ?1",
+    [ST_VERSION_PUT] = "INSERT INTO store_versions (store, version) VALUES (?1, ?2)"
+                       " ON CONFLICT (store) DO UPDATE SET version = excluded.version",
     [ST_ACCOUNT_INSERT] = "INSERT INTO accounts (jid,"
                           " sha1_salt, sha1_iterations, sha1_stored_key, sha1_server_key,"
                           " sha256_salt, sha256_iterations, sha256_stored_key, sha256_server_key)"
@@ -451,7 +465,7 @@ static void migration_3_field(kr_buf *b, const char *key, sqlite3_stmt *st, int 
 }
 
 /* Migration 3, part 2: each roster item with its groups becomes one record in the map store
- * "roster" (the field list is in compat.h). Frozen with the migration: it reads schema 2
+ * "roster" (the field list is in server/roster_store.h). Frozen with the migration: it reads schema 2
  * and writes record version 1, whatever the roster module does later. */
 static int migration_3_rosters(kr_store *s)
 {
@@ -508,8 +522,9 @@ static int migration_3_rosters(kr_store *s)
     return ret;
 }
 
-/* Schema 2 -> 3: per-feature tables -> generic stores, nothing lost (the mapping is in
- * compat.h; tests/unit/test_store.c builds a schema-2 file and checks every row). */
+/* Schema 2 -> 3: per-feature tables -> generic stores, nothing lost (the mapping is in this
+ * file's opening comment; tests/unit/test_store.c builds a schema-2 file and checks every
+ * row). */
 static int migration_3_generic_stores(kr_store *s)
 {
     int rc = exec(s, migration_3_create);
@@ -1237,6 +1252,46 @@ static int sq_archive_count(kr_store *s, const char *store, const char *user, si
     return rc;
 }
 
+static int sq_version_get(kr_store *s, const char *store, unsigned *version)
+{
+    sqlite3_stmt *st;
+    int rc = stmt_get(s, ST_VERSION_GET, &st);
+    if (rc < 0)
+        return rc;
+    rc = sqlite3_bind_text(st, 1, store, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    int ret;
+    if (rc == SQLITE_ROW) {
+        sqlite3_int64 v = sqlite3_column_int64(st, 0);
+        ret = v >= 1 && v <= UINT_MAX ? 0 : KR_ESTORE;
+        if (ret == 0)
+            *version = (unsigned)v;
+        else
+            kr__store_set_err(s, "malformed version stored for store %s", store);
+    } else {
+        ret = rc == SQLITE_DONE ? KR_ENOENT : fail(s, rc);
+    }
+    stmt_done(st);
+    return ret;
+}
+
+static int sq_version_put(kr_store *s, const char *store, unsigned version)
+{
+    sqlite3_stmt *st;
+    int rc = stmt_get(s, ST_VERSION_PUT, &st);
+    if (rc < 0)
+        return rc;
+    rc = sqlite3_bind_text(st, 1, store, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 2, version);
+    if (rc != SQLITE_OK) {
+        stmt_done(st);
+        return fail(s, rc);
+    }
+    return run(s, st);
+}
+
 const kr_store_driver kr__store_sqlite_driver = {
     .name = "sqlite",
     .open = sq_open,
@@ -1259,4 +1314,6 @@ const kr_store_driver kr__store_sqlite_driver = {
     .archive_query = sq_archive_query,
     .archive_delete_upto = sq_archive_delete_upto,
     .archive_count = sq_archive_count,
+    .version_get = sq_version_get,
+    .version_put = sq_version_put,
 };

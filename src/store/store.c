@@ -290,3 +290,31 @@ int kr_store_archive_count(kr_store *s, const char *store, const char *user, siz
     int rc = check_target(s, store, user);
     return rc < 0 ? rc : s->driver->archive_count(s, store, user, n);
 }
+
+/* A store name without a user: the same checks as check_target's first half. */
+static int check_store_name(kr_store *s, const char *store)
+{
+    return check_target(s, store, "-");
+}
+
+int kr_store_version_get(kr_store *s, const char *store, unsigned *version)
+{
+    *version = 1;
+    int rc = check_store_name(s, store);
+    if (rc < 0)
+        return rc;
+    rc = s->driver->version_get(s, store, version);
+    if (rc == KR_ENOENT) {
+        *version = 1;
+        return 0;
+    }
+    return rc;
+}
+
+int kr_store_version_put(kr_store *s, const char *store, unsigned version)
+{
+    int rc = check_write(s, store, "-");
+    if (rc == 0 && version == 0)
+        rc = invalid(s, "store versions start at 1");
+    return rc < 0 ? rc : s->driver->version_put(s, store, version);
+}

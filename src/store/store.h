@@ -20,8 +20,8 @@
  * Contention with another connection is waited out for the busy timeout (5 s;
  * the environment variable KURIER_STORE_BUSY_MS, read at open, overrides it
  * with 0..600000 ms, for tests) and then reported as KR_ELOCKED.
- * The feature functions of compat.h are transitional: they are written on the generic
- * stores and move into their modules.
+ * The store knows no server feature: each module declares the generic stores it owns
+ * (kr_module_def.stores) and encodes its own values (core/record.h).
  */
 #ifndef KR_STORE_STORE_H
 #define KR_STORE_STORE_H
@@ -166,6 +166,13 @@ int kr_store_archive_delete_upto(kr_store *s, const char *store, const char *use
 /** Number of user's entries in store. */
 int kr_store_archive_count(kr_store *s, const char *store, const char *user, size_t *n);
 
-#include "store/compat.h"
+/* ---- record versions of module stores --------------------------------------------------- */
+
+/** The version of the records a module writes in `store` (kr_store_decl of server/modules.h),
+ * as last recorded; a store never recorded is at version 1 (what schema migration 3 and
+ * every first module version write). 0 or a store error. */
+int kr_store_version_get(kr_store *s, const char *store, unsigned *version);
+/** Record the version after an upgrade (durable when it returns 0). */
+int kr_store_version_put(kr_store *s, const char *store, unsigned version);
 
 #endif

@@ -869,6 +869,29 @@ static const char *format(kr_arena *a, const kr_jid *j, bool full)
     return s;
 }
 
+int kr_jid_parse_keep(const char *s, kr_jid *out, char **mem)
+{
+    *mem = NULL;
+    kr_arena *a = kr_arena_new(256);
+    kr_jid j;
+    int rc = kr_jid_parse(a, s, &j);
+    if (rc == 0) {
+        size_t nl = j.local ? strlen(j.local) + 1 : 0, nd = strlen(j.domain) + 1,
+               nr = j.resource ? strlen(j.resource) + 1 : 0;
+        char *m = kr_xmalloc(nl + nd + nr);
+        if (j.local)
+            memcpy(m, j.local, nl);
+        memcpy(m + nl, j.domain, nd);
+        if (j.resource)
+            memcpy(m + nl + nd, j.resource, nr);
+        *out = (kr_jid){.local = j.local ? m : NULL, .domain = m + nl,
+                        .resource = j.resource ? m + nl + nd : NULL};
+        *mem = m;
+    }
+    kr_arena_free(a);
+    return rc;
+}
+
 const char *kr_jid_format(kr_arena *a, const kr_jid *j)
 {
     return format(a, j, true);

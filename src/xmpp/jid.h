@@ -35,6 +35,13 @@ typedef struct kr_jid {
  */
 int kr_jid_parse(kr_arena *a, const char *s, kr_jid *out);
 
+/**
+ * kr_jid_parse into memory of the caller's: the prepared parts of out live in one
+ * allocation, *mem, that the caller frees (a JID kept for a connection's life). 0 or
+ * KR_EINVAL (then *mem is NULL).
+ */
+int kr_jid_parse_keep(const char *s, kr_jid *out, char **mem);
+
 /** Prepare one part alone; *out allocated in `a`. 0 or KR_EINVAL. */
 int kr_jid_prep_local(kr_arena *a, const char *in, size_t len, const char **out);
 int kr_jid_prep_domain(kr_arena *a, const char *in, size_t len, const char **out);

@@ -7,7 +7,9 @@ Each seed is named seed-<what> and carries the small binary prefix its harness r
 tests/integration/xmpp_raw.py and the integration tests send; the JIDs are RFC 7622 §3.5's
 examples (valid and invalid) and a few of our own; the SCRAM exchanges are RFC 5802 §5 and
 RFC 7677 §3; the configurations are examples/kurierd.yml and variants; the s2s exchanges
-are those tests/integration/test_s2s.py sends, with dialback keys computed as dialback.c does. Inputs libFuzzer adds
+are those tests/integration/test_s2s.py sends, with dialback keys computed as dialback.c does;
+the component streams are those tests/integration/test_component.py's component sends, with
+handshake digests for the harness's counter stream ids. Inputs libFuzzer adds
 later have hash names and are left alone. Run from anywhere: python3 tests/fuzz/seeds.py
 """
 
@@ -299,6 +301,142 @@ def s2s_seeds():
         write("s2s_in", "hostile-tls-" + name, bytes([S2S_TLS]) + b"\x00\x00" + data.encode())
 
 
+# ---- external components (fuzz_component.c: flags, then the feed split) ---------------------
+COMP_OWN, COMP_PREAUTH, COMP_DELIVER = 1, 2, 4
+COMP_CLOCK_1S, COMP_CLOCK_25S, COMP_CLOCK_31S = 1 << 3, 2 << 3, 3 << 3
+NS_COMPONENT = "jabber:component:accept"
+COMP_SECRETS = {"gw.kurier.test": "fuzz secret", "other.kurier.test": "other secret",
+                "busy.kurier.test": "busy secret"}
+
+
+def comp_header(to="gw.kurier.test", quote="'"):
+    """What slixmpp's ComponentXMPP sends (tests/integration/test_component.py)."""
+    return ("<stream:stream xmlns={q}{ns}{q} xmlns:stream={q}{st}{q} to={q}{to}{q}>"
+            .format(q=quote, ns=NS_COMPONENT, st=NS_STREAM, to=to))
+
+
+def comp_digest(n, secret):
+    """XEP-0114 §3 for the n-th stream id the harness hands out."""
+    return hashlib.sha1((("%032x" % n) + secret).encode()).hexdigest()
+
+
+def comp_handshake(n=1, domain="gw.kurier.test", upper=False):
+    d = comp_digest(n, COMP_SECRETS[domain])
+    return "<handshake>%s</handshake>" % (d.upper() if upper else d)
+
+
+COMP_STANZAS = [
+    "<message from='bot@gw.kurier.test' to='alice@kurier.test' type='chat' id='c1'>"
+    "<body>Hello &amp; &lt;welcome&gt;</body></message>",
+    "<message from='bot@gw.kurier.test/r' to='alice@kurier.test/fuzz' xmlns='jabber:client'>"
+    "<body>in jabber:client</body></message>",
+    "<presence from='bot@gw.kurier.test' to='alice@kurier.test'><show>chat</show></presence>",
+    "<presence from='bot@gw.kurier.test' to='alice@kurier.test' type='subscribed'/>",
+    "<iq from='gw.kurier.test' to='alice@kurier.test/fuzz' type='get' id='v1'>"
+    "<query xmlns='jabber:iq:version'/></iq>",
+    "<iq from='gw.kurier.test' to='alice@kurier.test/fuzz' type='result' id='r1'/>",
+    "<iq from='gw.kurier.test' to='kurier.test' type='result' id='kr-ping-1'/>",
+    "<message from='bot@gw.kurier.test' to='bot@gw.kurier.test'><body>to itself</body></message>",
+]
+
+
+def comp_write(name, flags, lines, split=b"\x01\x00"):
+    write("component", name, bytes([flags]) + split + "\n".join(lines).encode())
+
+
+def component_seeds():
+    body = COMP_STANZAS + ["</stream:stream>"]
+    # tests/integration/test_component.py: slixmpp's header, handshake and traffic.
+    comp_write("handshake", COMP_OWN, [comp_header(quote='"'),
+               "<handshake xmlns=\"%s\">%s</handshake>" % (NS_COMPONENT, comp_digest(1, "fuzz secret"))]
+               + body)
+    comp_write("handshake-split", COMP_OWN, [comp_header(), comp_handshake()] + body,
+               split=b"\x2a\x01")
+    comp_write("handshake-upper", COMP_OWN, [comp_header(), comp_handshake(upper=True)] + body)
+    comp_write("handshake-other", COMP_OWN, [comp_header("OTHER.kurier.test."),
+               comp_handshake(domain="other.kurier.test")] +
+               [x.replace("gw.kurier.test", "other.kurier.test") for x in body])
+    comp_write("handshake-wrong", COMP_OWN, [comp_header(), "<handshake>%s</handshake>"
+               % comp_digest(1, "not the secret")] + body)
+    comp_write("handshake-stale-id", COMP_OWN, [comp_header(), comp_handshake(2)] + body)
+    comp_write("handshake-other-domain", COMP_OWN, [comp_header(),
+               comp_handshake(domain="other.kurier.test")] + body)
+    comp_write("handshake-locked", COMP_OWN, [comp_header("locked.kurier.test"),
+               "<handshake>%s</handshake>" % ("ab" * 20)] + body)
+    comp_write("handshake-busy", COMP_OWN, [comp_header("busy.kurier.test"),
+               comp_handshake(domain="busy.kurier.test")] + body)
+    comp_write("handshake-children", COMP_OWN, [comp_header(),
+               "<handshake>%s<x/></handshake>" % comp_digest(1, "fuzz secret")])
+    comp_write("handshake-empty", COMP_OWN, [comp_header(), "<handshake/>"])
+    comp_write("handshake-entities", COMP_OWN, [comp_header(), "<handshake>&#x%x;%s</handshake>"
+               % (ord(comp_digest(1, "fuzz secret")[0]), comp_digest(1, "fuzz secret")[1:])]
+               + body)
+    comp_write("handshake-twice", COMP_OWN, [comp_header(), comp_handshake(), comp_handshake()])
+    comp_write("stanza-before-handshake", COMP_OWN, [comp_header()] + body)
+    comp_write("header-unknown", COMP_OWN, [comp_header("nobody.kurier.test"), comp_handshake()])
+    comp_write("header-user-domain", COMP_OWN, [comp_header("kurier.test"), comp_handshake()])
+    comp_write("header-bad-to", COMP_OWN, [comp_header("not a domain")])
+    comp_write("header-no-to", COMP_OWN, [comp_header().replace(" to='gw.kurier.test'", "")])
+    comp_write("header-client-ns", COMP_OWN, [comp_header().replace(NS_COMPONENT,
+               "jabber:client")])
+    comp_write("header-stream-ns", COMP_OWN, [comp_header().replace(NS_STREAM, "urn:x")])
+    # After authentication: stanzas that get their error back, then each fatal mistake.
+    comp_write("stanza-errors", COMP_PREAUTH, [""] + [
+        "<message from='bot@gw.kurier.test' to='a@@kurier.test' id='e1'><body>x</body></message>",
+        "<iq from='bot@gw.kurier.test' to='alice@kurier.test' type='get'><q xmlns='urn:x'/></iq>",
+        "<iq from='bot@gw.kurier.test' to='alice@kurier.test' type='set' id='i2'/>",
+        "<message from='bot@gw.kurier.test' to='alice@kurier.test' type='bogus'/>",
+        "<message from='bot@gw.kurier.test' to='a@@kurier.test' type='error'/>",
+        "<presence from='bot@gw.kurier.test' to='\u00e9@kurier.test' type='probe'/>"] + body)
+    fatal = {
+        "no-from": "<message to='alice@kurier.test'><body>x</body></message>",
+        "from-user": "<message from='alice@kurier.test' to='bob@kurier.test'><body>x</body>"
+                     "</message>",
+        "from-suffix": "<message from='bot@evilgw.kurier.test' to='alice@kurier.test'/>",
+        "from-other-component": "<presence from='other.kurier.test' to='alice@kurier.test'/>",
+        "from-malformed": "<message from='bot@@gw.kurier.test' to='alice@kurier.test'/>",
+        "no-to": "<message from='bot@gw.kurier.test'><body>x</body></message>",
+        "unknown-element": "<foo xmlns='urn:example'/>",
+        "second-handshake": comp_handshake(),
+        "stanza-other-ns": "<message xmlns='urn:x' from='bot@gw.kurier.test' "
+                           "to='alice@kurier.test'/>",
+        "stream-end": "</stream:stream>",
+    }
+    for name, stanza in fatal.items():
+        comp_write("after-auth-" + name, COMP_PREAUTH, ["", COMP_STANZAS[0], stanza,
+                   COMP_STANZAS[2]])
+    # Deliveries, the clock, pings and the idle close.
+    comp_write("deliver", COMP_PREAUTH | COMP_DELIVER, [""] + COMP_STANZAS)
+    comp_write("clock-25s", COMP_PREAUTH | COMP_DELIVER | COMP_CLOCK_25S, [""] + COMP_STANZAS)
+    comp_write("clock-31s", COMP_PREAUTH | COMP_CLOCK_31S, ["", COMP_STANZAS[0], "", " ",
+               COMP_STANZAS[6]])
+    comp_write("clock-1s", COMP_OWN | COMP_DELIVER | COMP_CLOCK_1S,
+               [comp_header(), comp_handshake()] + COMP_STANZAS)
+    comp_write("slow-handshake", COMP_OWN | COMP_CLOCK_31S, [comp_header(), comp_handshake()])
+    hostile = {
+        "doctype": comp_header() + "<!DOCTYPE x>",
+        "pi": comp_header() + "<?evil?>",
+        "bad-utf8": comp_header() + "<handshake>\udcff</handshake>",
+        "text": comp_header() + "hello",
+        "many-attrs": comp_header() + "<handshake " + " ".join(
+            "a%d='%d'" % (i, i) for i in range(80)) + "/>",
+        "deep": comp_header() + "<handshake>" + "<a>" * 70 + "</a>" * 70 + "</handshake>",
+    }
+    for name, data in hostile.items():
+        write("component", "hostile-" + name, bytes([COMP_OWN]) + b"\x00\x00"
+              + data.encode("utf-8", "surrogateescape"))
+    after_auth = {
+        "many-attrs": "<message " + " ".join("a%d='%d'" % (i, i) for i in range(80)) + "/>",
+        "deep": "<message from='bot@gw.kurier.test' to='alice@kurier.test'>" + "<a>" * 70
+                + "</a>" * 70 + "</message>",
+        "big": "<message from='bot@gw.kurier.test' to='alice@kurier.test'><body>"
+               + "x" * 300000 + "</body></message>",
+    }
+    for name, data in after_auth.items():
+        write("component", "hostile-auth-" + name, bytes([COMP_PREAUTH]) + b"\x00\x00"
+              + data.encode())
+
+
 def xml_seeds():
     # prefix: depth/attrs, size/chunk, split seed (2), flags (1 = we add the header, 2 = restarts)
     big = b"\xff\xff"
@@ -515,5 +653,6 @@ if __name__ == "__main__":
     scram_seeds()
     config_seeds()
     s2s_seeds()
+    component_seeds()
     tls13_record_seeds()
     record_seeds()

@@ -1,13 +1,12 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
 """Crash safety of the offline store (issue 5): kurierd is killed with SIGKILL while 20
 clients send to offline users. A message counts as acknowledged when the server has
-answered a vCard request the sender made after it to the same recipient: that request takes
-the messages' own path (the recipient's block list is checked on the storage thread while
-the recipient is offline, then the storage job), and storage jobs run in submission order
-and answer only after their work is committed. (A request to the sender's own account is no
-such barrier: it does not wait for the block checks of messages to other accounts.) After the
-restart every acknowledged message is delivered exactly once, nothing is delivered twice,
-and the SQLite store passes PRAGMA integrity_check."""
+answered a vCard request the sender made after it to the same recipient: the server holds a
+stream's later stanzas while an earlier one waits for the store (server/intake.h), so that
+answer leaves only after every earlier message of the stream is committed (any later request
+would do; test_offline.py shows it with a ping). After the restart every acknowledged
+message is delivered exactly once, nothing is delivered twice, and the SQLite store passes
+PRAGMA integrity_check."""
 
 import sqlite3
 import threading

@@ -54,8 +54,9 @@ def _collect_bodies(client, count, timeout=20.0, prefix=None):
 
 
 def _barrier(client):
-    """Returns once the storage thread has finished every job this session submitted
-    before: a vCard get is a storage job too, and jobs run in submission order."""
+    """Returns once every message this session sent before is durable: the server holds a
+    stream's later stanzas while an earlier one waits for the store (server/intake.h), so
+    the answer to any later request leaves only after the messages are on disk."""
     reply = client.iq(None, "get", "<vCard xmlns='%s'/>" % NS_VCARD, timeout=30)
     assert reply.get("type") == "result"
 
@@ -254,6 +255,28 @@ def test_offline_messages_survive_kill_9_while_sending(own_server):
         bob.login("bob", srv.password("bob"), presence=True)
         bodies = _collect_bodies(bob, count, timeout=60)
         assert bodies == ["crash %03d" % i for i in range(count)]
+        bob.expect_nothing(_is_message, 0.5)
+
+
+def test_a_pong_means_every_earlier_message_is_on_disk(own_server):
+    # The bare barrier: 300 messages to an offline contact, then a ping to the server (no
+    # storage of its own); SIGKILL the moment the pong arrives. Every message must be there
+    # after the restart: the pong could only leave after the last of them was durable.
+    srv = own_server()
+    count = 300
+    alice = srv.raw(timeout=30)
+    try:
+        alice.login("alice", srv.password("alice"))
+        _send_many(alice, srv.jid("bob"), "pong", count)
+        reply = alice.iq(srv.domain, "get", "<ping xmlns='urn:xmpp:ping'/>", timeout=60)
+        assert reply.get("type") == "result"
+        srv.restart(kill=True)
+    finally:
+        alice.close()
+    with srv.raw(timeout=30) as bob:
+        bob.login("bob", srv.password("bob"), presence=True)
+        bodies = _collect_bodies(bob, count, timeout=60)
+        assert bodies == ["pong %03d" % i for i in range(count)]
         bob.expect_nothing(_is_message, 0.5)
 
 

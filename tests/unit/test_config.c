@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: AGPL-3.0-or-later
  *
  * Unit tests of the configuration loader (src/core/config.c): defaults, the
- * shipped examples/kurierd.yml and docs/configuration.md against the key table,
+ * shipped examples/kurierd.yml and docs/configuration.md against the key table
+ * and the sections of kurierd's modules (server/modules.h),
  * every class of error with its exact "NAME:LINE: sentence." message, listen
  * address forms (RFC 6120 §5 STARTTLS, XEP-0368 direct TLS), domain
  * preparation (RFC 7622 §3.2), the path and domain helpers, and module
@@ -31,6 +32,7 @@
 
 #include "core/config.h"
 #include "core/error.h"
+#include "server/modules.h"
 
 #define THIS_FILE_IN_TREE "tests/unit/test_config.c"
 
@@ -260,15 +262,68 @@ static void empty_sections_give_defaults(void **state)
 
 /* ---- the shipped example and reference ---- */
 
+/* The dotted path of the i-th key of kurierd: the core's, then its modules' sections. */
+static const char *all_key_name(size_t i)
+{
+    static char buf[KR_CONFIG_PATH_MAX];
+    const kr_config_section *const *sections;
+    size_t n = kr_modules_config_sections(&sections);
+    return kr_config_key_name_sections(i, sections, n, buf);
+}
+
+/* One key's value in two filled structs is the same (the kinds of key modules use). */
+static void assert_key_equal(const kr_config_section *s, const kr_config_key *k, const char *a,
+                             const char *b)
+{
+    switch (k->type) {
+    case KR_CONFIG_UINT:
+    case KR_CONFIG_BOOL:
+    case KR_CONFIG_ENUM:
+        if (memcmp(a + k->offset, b + k->offset, k->size) != 0)
+            fail_msg("examples/kurierd.yml: %s.%s differs from its default", s->name, k->path);
+        break;
+    case KR_CONFIG_STRLIST: {
+        char **la = *(char ***)(a + k->offset), **lb = *(char ***)(b + k->offset);
+        size_t na = *(const size_t *)(a + k->count_offset);
+        size_t nb = *(const size_t *)(b + k->count_offset);
+        assert_int_equal(na, nb);
+        for (size_t i = 0; i < na; i++)
+            assert_string_equal(la[i], lb[i]);
+        break;
+    }
+    default:
+        fail_msg("section %s: compare key %s by hand", s->name, k->path);
+    }
+}
+
+/* Every module section's values equal its defaults. */
+static void assert_module_sections_default(const kr_config *c, const kr_config *d)
+{
+    const kr_config_section *const *sections;
+    size_t n = kr_modules_config_sections(&sections);
+    assert_true(n >= 6);
+    for (size_t i = 0; i < n; i++) {
+        const kr_config_section *s = sections[i];
+        const char *a = kr_config_section_get(c, s), *b = kr_config_section_get(d, s);
+        assert_non_null(a);
+        assert_non_null(b);
+        for (size_t k = 0; k < s->key_count; k++)
+            assert_key_equal(s, &s->keys[k], a, b);
+    }
+}
+
 static void example_file_loads_and_matches_defaults(void **state)
 {
     char *path = source_file("examples/kurierd.yml");
     kr_config c, d;
-    int rc = kr_config_load(path, &c, err, sizeof(err));
+    const kr_config_section *const *sections;
+    size_t n = kr_modules_config_sections(&sections);
+    int rc = kr_config_load_sections(path, sections, n, &c, err, sizeof(err));
     if (rc)
         fail_msg("examples/kurierd.yml: %s", err);
-    kr_config_defaults(&d);
+    kr_config_defaults_sections(&d, sections, n);
     assert_config_equal(&c, &d);
+    assert_module_sections_default(&c, &d);
     assert_string_equal(c.path, path);
     kr_config_free(&c);
     kr_config_free(&d);
@@ -282,8 +337,8 @@ typedef struct leaf {
 
 static bool is_key(const char *path)
 {
-    for (size_t i = 0; kr_config_key_name(i); i++)
-        if (!strcmp(kr_config_key_name(i), path))
+    for (size_t i = 0; all_key_name(i); i++)
+        if (!strcmp(all_key_name(i), path))
             return true;
     return false;
 }
@@ -337,7 +392,7 @@ static void example_file_sets_and_comments_every_key(void **state)
     size_t n = 0;
     collect_leaves(&doc, root, "", leaves, &n, 128);
     size_t keys = 0;
-    for (const char *name; (name = kr_config_key_name(keys)) != NULL; keys++) {
+    for (const char *name; (name = all_key_name(keys)) != NULL; keys++) {
         size_t i = 0;
         while (i < n && strcmp(leaves[i].path, name) != 0)
             i++;
@@ -362,9 +417,9 @@ static void reference_documents_every_key(void **state)
 {
     char *path = source_file("docs/configuration.md");
     char *text = slurp(path);
-    for (size_t i = 0; kr_config_key_name(i); i++) {
+    for (size_t i = 0; all_key_name(i); i++) {
         char want[160];
-        snprintf(want, sizeof(want), "`%s`", kr_config_key_name(i));
+        snprintf(want, sizeof(want), "`%s`", all_key_name(i));
         if (!strstr(text, want))
             fail_msg("docs/configuration.md does not document %s", want);
     }
@@ -1053,6 +1108,121 @@ static void s2s_hosts_bad_domain_and_duplicates_are_rejected(void **state)
                  "t.yml:2: \"s2s.connect_timeout_s\" must be between 1 and 3600, not \"0\".");
 }
 
+/* ---- component (XEP-0114): loopback-only plaintext listeners, the secret map ---- */
+
+static void component_defaults_are_empty(void **state)
+{
+    kr_config c;
+    expect_ok("", &c);
+    assert_int_equal(c.component.direct_tls.count, 0);
+    assert_int_equal(c.component.plain.count, 0);
+    assert_int_equal(c.component.secrets.count, 0);
+    assert_null(c.component.secrets.items);
+    kr_config_free(&c);
+}
+
+static void component_keys_are_applied(void **state)
+{
+    kr_config c;
+    expect_ok("domains: [example.org]\n"
+              "component:\n"
+              "  direct_tls: [\"0.0.0.0:5348\", \"[::]:5348\"]\n"
+              "  plain: [\"127.0.0.1:5347\", \"127.9.8.7:1\", \"[::1]:5347\", "
+              "\"[0:0:0:0:0:0:0:1]:5\"]\n"
+              "  secrets:\n"
+              "    Gateway.Example.ORG.: \"s3cret with spaces & <xml>\"\n"
+              "    bot.example.net: 12345\n",
+              &c);
+    assert_int_equal(c.component.direct_tls.count, 2);
+    assert_string_equal(c.component.direct_tls.items[1].host, "::");
+    assert_int_equal(c.component.plain.count, 4);
+    assert_string_equal(c.component.plain.items[1].host, "127.9.8.7");
+    assert_string_equal(c.component.plain.items[3].host, "::1");
+    assert_int_equal(c.component.secrets.count, 2);
+    assert_string_equal(c.component.secrets.items[0].domain, "gateway.example.org");
+    assert_string_equal(c.component.secrets.items[0].secret, "s3cret with spaces & <xml>");
+    assert_int_equal(c.component.secrets.items[0].line, 6);
+    assert_string_equal(c.component.secrets.items[1].domain, "bot.example.net");
+    assert_string_equal(c.component.secrets.items[1].secret, "12345");
+    kr_config_free(&c);
+    expect_ok("component:\n  secrets: {}\n  plain: []\n", &c);
+    assert_int_equal(c.component.secrets.count, 0);
+    kr_config_free(&c);
+    expect_ok("component:\n  secrets:\n", &c);
+    assert_int_equal(c.component.secrets.count, 0);
+    kr_config_free(&c);
+}
+
+static void component_plain_refuses_addresses_off_loopback(void **state)
+{
+    static const char *const bad[] = {"0.0.0.0:5347", "[::]:5347", "192.0.2.1:5347",
+                                      "128.0.0.1:5347", "[::ffff:127.0.0.1]:5347",
+                                      "[::2]:5347"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char yaml[256], want[512];
+        snprintf(yaml, sizeof(yaml), "component:\n  plain:\n    - \"127.0.0.1:1\"\n    - \"%s\"\n",
+                 bad[i]);
+        snprintf(want, sizeof(want),
+                 "t.yml:4: \"component.plain\" entry \"%s\" is not a loopback address "
+                 "(127.0.0.0/8 or [::1]): a plaintext listener must stay on this machine; use "
+                 "component.direct_tls for other addresses.",
+                 bad[i]);
+        expect_error(yaml, want);
+    }
+    /* The same addresses are fine with TLS. */
+    kr_config c;
+    expect_ok("component:\n  direct_tls: [\"0.0.0.0:5347\", \"192.0.2.1:5347\"]\n", &c);
+    kr_config_free(&c);
+}
+
+static void component_secret_errors_name_file_and_line_never_the_secret(void **state)
+{
+    expect_error("component:\n  secrets:\n    a.test: \"ok\"\n    b.test: \"\"\n",
+                 "t.yml:4: \"component.secrets\" entry \"b.test\": the secret must not be "
+                 "empty.");
+    expect_error("component:\n  secrets:\n    a.test:\n",
+                 "t.yml:3: \"component.secrets\" entry \"a.test\": the secret must not be "
+                 "empty.");
+    expect_error("component:\n  secrets:\n    a.test: [hunter2]\n",
+                 "t.yml:3: \"component.secrets\" entry \"a.test\": the secret must be a "
+                 "string, not a list.");
+    expect_error("component:\n  secrets:\n    a.test: {hunter2: 1}\n",
+                 "t.yml:3: \"component.secrets\" entry \"a.test\": the secret must be a "
+                 "string, not a mapping.");
+    expect_error("component:\n  secrets:\n    a.test: \"hunter\\0two\"\n",
+                 "t.yml:3: \"component.secrets\" entry \"a.test\": the secret must not "
+                 "contain a NUL character.");
+    expect_error("component:\n  secrets:\n    \"bad_domain\": hunter2\n",
+                 "t.yml:3: \"component.secrets\" entry \"bad_domain\" is not a valid domain "
+                 "name: use only letters a-z, digits, '-' and '.'.");
+    expect_error("component:\n  secrets:\n    a.test: x\n    A.Test.: hunter2\n",
+                 "t.yml:4: \"component.secrets\" lists \"A.Test.\" twice.");
+    expect_error("component:\n  secrets:\n    [a.test]: hunter2\n",
+                 "t.yml:3: \"component.secrets\" keys must be domain names, not a list.");
+    expect_error("component:\n  secrets: [a.test]\n",
+                 "t.yml:2: \"component.secrets\" must be a mapping of domain names to secrets, "
+                 "not a list.");
+    expect_error("component:\n  secrets: hunter2\n",
+                 "t.yml:2: \"component.secrets\" must be a mapping of domain names to secrets, "
+                 "not a string.");
+}
+
+static void component_domain_may_not_be_a_user_domain(void **state)
+{
+    /* "domains" may come after the map: the check waits for the whole file. */
+    expect_error("component:\n  secrets:\n    gw.example.org: hunter2\n"
+                 "    Example.ORG: hunter3\ndomains: [example.org, example.com]\n",
+                 "t.yml:4: \"component.secrets\" entry \"example.org\" is also a user domain in "
+                 "\"domains\"; a component needs a domain of its own.");
+    expect_error("component:\n  secrets: {localhost: hunter2}\n",
+                 "t.yml:2: \"component.secrets\" entry \"localhost\" is also a user domain in "
+                 "\"domains\"; a component needs a domain of its own.");
+    kr_config c;
+    expect_ok("domains: [example.org]\ncomponent:\n  secrets: {gw.example.org: hunter2}\n", &c);
+    assert_int_equal(c.component.secrets.count, 1);
+    kr_config_free(&c);
+}
+
 static void free_of_zeroed_config_is_harmless(void **state)
 {
     kr_config c;
@@ -1470,10 +1640,10 @@ static void key_declared_twice_across_sections_is_reported(void **state)
 static void section_key_clashing_with_a_core_key_is_reported(void **state)
 {
     static const kr_config_key keys[] = {KR_CONFIG_FLAG(one_config, "enabled", x, "true")};
-    static const kr_config_section offline = KR_CONFIG_SECTION("offline", one_config, keys);
-    static const kr_config_section *const s[] = {&offline};
+    static const kr_config_section s2s = KR_CONFIG_SECTION("s2s", one_config, keys);
+    static const kr_config_section *const s[] = {&s2s};
     expect_error_with("", s, 1,
-                      "t.yml: bug in kurierd's configuration tables: key \"offline.enabled\" is "
+                      "t.yml: bug in kurierd's configuration tables: key \"s2s.enabled\" is "
                       "declared twice.");
 }
 
@@ -1555,8 +1725,8 @@ static void broken_section_tables_are_reported(void **state)
 static void defaults_with_a_broken_section_abort(void **state)
 {
     static const kr_config_key keys[] = {KR_CONFIG_FLAG(one_config, "enabled", x, "true")};
-    static const kr_config_section offline = KR_CONFIG_SECTION("offline", one_config, keys);
-    static const kr_config_section *const s[] = {&offline};
+    static const kr_config_section s2s = KR_CONFIG_SECTION("s2s", one_config, keys);
+    static const kr_config_section *const s[] = {&s2s};
     fflush(NULL);
     pid_t pid = fork();
     assert_true(pid >= 0);
@@ -1631,7 +1801,13 @@ static void example_file_loads_with_module_sections(void **state)
 {
     char *path = source_file("examples/kurierd.yml");
     kr_config c, d;
-    int rc = kr_config_load_sections(path, fake_only, 1, &c, err, sizeof(err));
+    const kr_config_section *const *mods;
+    size_t n = kr_modules_config_sections(&mods);
+    const kr_config_section *with_fake[32];
+    assert_true(n < 31);
+    memcpy(with_fake, mods, n * sizeof(*mods));
+    with_fake[n] = &fake_section;
+    int rc = kr_config_load_sections(path, with_fake, n + 1, &c, err, sizeof(err));
     if (rc)
         fail_msg("examples/kurierd.yml: %s", err);
     kr_config_defaults(&d);
@@ -1713,6 +1889,11 @@ int main(void)
         cmocka_unit_test(s2s_empty_hosts_and_optional_strings_are_accepted),
         cmocka_unit_test(s2s_hosts_bad_address_names_file_and_line),
         cmocka_unit_test(s2s_hosts_bad_domain_and_duplicates_are_rejected),
+        cmocka_unit_test(component_defaults_are_empty),
+        cmocka_unit_test(component_keys_are_applied),
+        cmocka_unit_test(component_plain_refuses_addresses_off_loopback),
+        cmocka_unit_test(component_secret_errors_name_file_and_line_never_the_secret),
+        cmocka_unit_test(component_domain_may_not_be_a_user_domain),
         cmocka_unit_test(free_of_zeroed_config_is_harmless),
         cmocka_unit_test(section_defaults_apply_when_the_file_omits_it),
         cmocka_unit_test(empty_module_section_gives_its_defaults),

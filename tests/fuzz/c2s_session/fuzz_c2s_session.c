@@ -62,6 +62,9 @@ typedef struct fuzz_client {
     uint64_t now;
     uint64_t timer; /* when the armed timer fires, 0: none */
     char log_ctx[96];
+    char full[3200]; /* the bound JID, as a session would keep it */
+    kr_jid jid;
+    char *jid_mem;
 } fuzz_client;
 
 static void fuzz_die(const char *what, const char *detail)
@@ -192,12 +195,18 @@ static void fuzz_io_auth(void *ud, kr_c2s_auth *j)
     kr_c2s_stream_auth_done(c->s, j);
 }
 
-static int fuzz_io_bind(void *ud, const char *resource)
+static int fuzz_io_bind(void *ud, const char *resource, const char **full, const kr_jid **jid)
 {
     fuzz_client *c = ud;
     if (!c->authed || c->bound)
         fuzz_die("bind out of order", resource);
     c->bound = true;
+    snprintf(c->full, sizeof(c->full), "alice@" FUZZ_DOMAIN "/%s", resource);
+    free(c->jid_mem);
+    if (kr_jid_parse_keep(c->full, &c->jid, &c->jid_mem) != 0)
+        fuzz_die("the bound JID does not parse", c->full);
+    *full = c->full;
+    *jid = &c->jid;
     return 0;
 }
 
@@ -417,6 +426,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     fuzz_check_output(&c);
     kr_c2s_stream_free(c.s);
+    free(c.jid_mem);
     kr_buf_clear(&c.out);
     return 0;
 }

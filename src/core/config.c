@@ -658,7 +658,7 @@ static int kr_cfg_hosts_add(kr_cfg_ctx *x, const kr_cfg_slot *k, yaml_node_t *kn
 {
     kr_host_map *m = (void *)((char *)k->base + k->key->offset);
     char shown[KR_CFG_SHOW_MAX], vshown[KR_CFG_SHOW_MAX];
-    char *domain;
+    char *domain = NULL;
     int rc = kr_cfg_domain_key(x, k, kn, m->items, m->count, sizeof(*m->items), shown, &domain);
     if (rc)
         return rc;
@@ -725,7 +725,7 @@ static int kr_cfg_secrets_add(kr_cfg_ctx *x, const kr_cfg_slot *k, yaml_node_t *
 {
     kr_secret_map *m = (void *)((char *)k->base + k->key->offset);
     char shown[KR_CFG_SHOW_MAX];
-    char *domain;
+    char *domain = NULL;
     int rc = kr_cfg_domain_key(x, k, kn, m->items, m->count, sizeof(*m->items), shown, &domain);
     if (rc)
         return rc;

@@ -266,23 +266,31 @@ static kr_verdict kr_blocking_filter(kr_handler_ctx *ctx)
         sender = NULL; /* checked in the OUT phase */
     if (!sender && !recipient)
         return KR_PASS;
+    const char *users[2] = {sender, recipient};
+    kr_blocklist *lists[2] = {NULL, NULL};
+    bool missing = false;
+    for (int i = 0; i < 2; i++) {
+        if (users[i]) {
+            lists[i] = kr_blocklist_get(ctx->srv, users[i]);
+            missing = missing || !lists[i];
+        }
+    }
+    if (!missing) { /* the usual case: every list in memory, decided without allocating */
+        bool sender_blocks = kr_blocklist_match(lists[0], &st->to);
+        bool recipient_blocks = kr_blocklist_match(lists[1], &st->from);
+        for (int i = 0; i < 2; i++)
+            if (lists[i])
+                kr_shared_unref(&lists[i]->base);
+        return kr_blocking_enforce(ctx, sender_blocks, recipient_blocks);
+    }
     kr_block_check *c = kr_xcalloc(1, sizeof(*c));
     c->srv = ctx->srv;
     c->next = -1;
-    const char *users[2] = {sender, recipient};
-    bool missing = false;
     for (int i = 0; i < 2; i++) {
-        if (!users[i])
-            continue;
-        c->user[i] = kr_xstrdup(users[i]);
-        c->list[i] = kr_blocklist_get(ctx->srv, users[i]);
-        missing = missing || !c->list[i];
+        c->user[i] = users[i] ? kr_xstrdup(users[i]) : NULL;
+        c->list[i] = lists[i];
     }
-    if (missing)
-        return kr_block_check_decide(ctx, c); /* waits; the core frees c */
-    kr_verdict v = kr_block_check_decide(ctx, c);
-    kr_block_check_free(c);
-    return v;
+    return kr_block_check_decide(ctx, c); /* waits; the core frees c */
 }
 
 /* ---- the protocol: blocklist, block, unblock ------------------------------------------------ */

@@ -379,7 +379,7 @@ void kr_c2s_on_connection(uv_stream_t *listener, int status)
     c->conn = conn;
     c->srv = srv;
     conn->proto = c;
-    kr_intake_open(&c->intake, conn->worker, conn->id, kr_c2s_intake_process,
+    kr_intake_open(&c->intake, conn, kr_c2s_intake_process,
                    kr_c2s_intake_pause);
     kr_c2s_opts o = {
         .io = &kr_c2s_io_tcp,

@@ -25,11 +25,29 @@
 
 typedef enum kr_sasl_mech { KR_MECH_NONE, KR_MECH_SCRAM, KR_MECH_PLAIN } kr_sasl_mech;
 
+/* What a stream needs only until its resource is bound: TLS channel bindings and the SASL
+ * exchange. Freed at bind, so an idle bound stream does not carry it. */
+typedef struct kr_c2s_login {
+    kr_scram_cb_data *cb; /* from TLS on; tls-exporter filled in only when a -PLUS exchange
+                           * starts */
+    bool cb_exporter;     /* tls-exporter can be derived on this connection */
+    bool tls12;           /* tls-unique is offered on TLS 1.2 only */
+    bool sasl_waiting;    /* an account look-up for this exchange is out */
+    kr_sasl_mech mech;
+    kr_scram_hash scram_hash;
+    unsigned failures;
+    kr_scram_server *scram;
+    char *mech_name;
+    char *sasl_local; /* prepared local part of the account being authenticated */
+    const char *pending_failure; /* SASL condition sent when the delay ends */
+    char *local;                 /* authenticated local part, until bound */
+    uint64_t auth_deadline;
+} kr_c2s_login;
+
 struct kr_c2s_stream {
     kr_c2s_opts o;
     kr_xml_parser *parser;
-    char *domain; /* prepared domain of the stream */
-    char stream_id[33];
+    const char *domain; /* prepared domain of the stream: the address table's */
     bool header_sent;
     bool tls;
     bool authed;
@@ -37,24 +55,9 @@ struct kr_c2s_stream {
     bool in_feed;  /* inside kr_xml_parser_feed(): restarts must be deferred */
     bool restart;  /* reset the parser when the current feed returns */
     bool trimmed;  /* idle memory given back; the timer need not look again */
-    kr_scram_cb_data *cb; /* from TLS until bound; tls-exporter filled in only when a -PLUS
-                           * exchange starts */
-    bool cb_exporter;     /* tls-exporter can be derived on this connection */
-    bool tls12;           /* tls-unique is offered on TLS 1.2 only */
-    /* SASL exchange */
-    kr_sasl_mech mech;
-    bool sasl_waiting; /* an account look-up for this exchange is out */
-    kr_scram_server *scram;
-    kr_scram_hash scram_hash;
-    char *mech_name;
-    char *sasl_local; /* prepared local part of the account being authenticated */
-    unsigned failures;
-    const char *pending_failure; /* SASL condition sent when the delay ends */
-    /* session */
-    char *local;       /* authenticated local part, until bound */
+    kr_c2s_login *lg;  /* until bound */
     const char *full;  /* the bound full JID (the session's) */
     const kr_jid *jid; /* `full` prepared once at bind, for the stamped 'from' */
-    uint64_t auth_deadline;
     uint64_t last_read;
     uint64_t ping_at; /* when the outstanding XEP-0199 ping was sent; 0 = none */
 };
@@ -87,12 +90,13 @@ static void kr_c2s_send_buf(kr_c2s_stream *s, kr_buf *b)
 static void kr_c2s_write_header(kr_c2s_stream *s, kr_buf *b, const char *peer_from)
 {
     unsigned char rnd[16];
+    char stream_id[33];
     kr_random_public(rnd, sizeof(rnd));
-    kr_hex_encode(s->stream_id, rnd, sizeof(rnd));
+    kr_hex_encode(stream_id, rnd, sizeof(rnd));
     const char *from = s->domain ? s->domain : kr_hosts_default(s->o.hosts)->domain;
     kr_buf_puts(b, "<?xml version='1.0'?><stream:stream xmlns='" KR_NS_CLIENT
                    "' xmlns:stream='" KR_NS_STREAM "' id='");
-    kr_buf_puts(b, s->stream_id);
+    kr_buf_puts(b, stream_id);
     kr_buf_puts(b, "' from='");
     kr_xml_escape_attr(b, from, strlen(from));
     if (peer_from) {
@@ -122,8 +126,8 @@ void kr_c2s_stream_error(kr_c2s_stream *s, const char *condition, const char *te
 
 static void kr_c2s_features_sasl(kr_c2s_stream *s, kr_buf *b)
 {
-    bool plus = s->cb && (s->cb_exporter || s->cb->tls_server_end_point_len ||
-                          s->cb->tls_unique_len);
+    bool plus = s->lg->cb && (s->lg->cb_exporter || s->lg->cb->tls_server_end_point_len ||
+                          s->lg->cb->tls_unique_len);
     kr_buf_puts(b, "<mechanisms xmlns='" KR_NS_SASL "'>");
     if (plus)
         kr_buf_puts(b, "<mechanism>SCRAM-SHA-256-PLUS</mechanism>"
@@ -136,11 +140,11 @@ static void kr_c2s_features_sasl(kr_c2s_stream *s, kr_buf *b)
         return;
     /* XEP-0440: tell the client which channel bindings we support on this connection. */
     kr_buf_puts(b, "<sasl-channel-binding xmlns='" KR_NS_SASL_CB "'>");
-    if (s->cb_exporter)
+    if (s->lg->cb_exporter)
         kr_buf_puts(b, "<channel-binding type='tls-exporter'/>");
-    if (s->cb->tls_server_end_point_len)
+    if (s->lg->cb->tls_server_end_point_len)
         kr_buf_puts(b, "<channel-binding type='tls-server-end-point'/>");
-    if (s->cb->tls_unique_len && s->tls12)
+    if (s->lg->cb->tls_unique_len && s->lg->tls12)
         kr_buf_puts(b, "<channel-binding type='tls-unique'/>");
     kr_buf_puts(b, "</sasl-channel-binding>");
 }
@@ -185,7 +189,8 @@ static bool kr_c2s_version_ok(const char *v)
     return end != v && *end == '.' && major >= 1;
 }
 
-/* The domain the header's 'to' names, prepared, when it is a user domain of ours. */
+/* The domain the header's 'to' names, when it is a user domain of ours: the address table's
+ * copy, which lives as long as the server. */
 static const char *kr_c2s_header_domain(kr_c2s_stream *s, kr_arena *a, const char *to)
 {
     if (!to)
@@ -194,7 +199,7 @@ static const char *kr_c2s_header_domain(kr_c2s_stream *s, kr_arena *a, const cha
     if (kr_jid_prep_domain(a, to, strlen(to), &domain) != 0)
         return NULL;
     const kr_host *h = kr_hosts_find(s->o.hosts, domain);
-    return h && h->kind == KR_HOST_USER ? domain : NULL;
+    return h && h->kind == KR_HOST_USER ? h->domain : NULL;
 }
 
 static void kr_c2s_stream_open(void *ud, const kr_xml_stream_header *hdr)
@@ -220,7 +225,7 @@ static void kr_c2s_stream_open(void *ud, const kr_xml_stream_header *hdr)
     }
     bool first = !s->domain;
     if (first)
-        s->domain = kr_xstrdup(domain);
+        s->domain = domain;
     kr_arena_free(a);
     if (!kr_c2s_version_ok(kr_xml_attr_get(e, "version"))) {
         kr_c2s_stream_error(s, "unsupported-version", "XMPP 1.0 streams are required");
@@ -260,13 +265,27 @@ void kr_c2s_auth_free(kr_c2s_auth *j)
 
 static void kr_c2s_sasl_reset(kr_c2s_stream *s)
 {
-    kr_scram_server_free(s->scram);
-    s->scram = NULL;
-    s->mech = KR_MECH_NONE;
-    free(s->sasl_local);
-    s->sasl_local = NULL;
-    free(s->mech_name);
-    s->mech_name = NULL;
+    if (!s->lg)
+        return;
+    kr_scram_server_free(s->lg->scram);
+    s->lg->scram = NULL;
+    s->lg->mech = KR_MECH_NONE;
+    free(s->lg->sasl_local);
+    s->lg->sasl_local = NULL;
+    free(s->lg->mech_name);
+    s->lg->mech_name = NULL;
+}
+
+static void kr_c2s_login_free(kr_c2s_login *lg)
+{
+    if (!lg)
+        return;
+    kr_scram_server_free(lg->scram);
+    free(lg->mech_name);
+    free(lg->sasl_local);
+    free(lg->local);
+    free(lg->cb);
+    free(lg);
 }
 
 static void kr_c2s_send_sasl(kr_c2s_stream *s, const char *element, const void *data,
@@ -292,7 +311,7 @@ static void kr_c2s_send_failure(kr_c2s_stream *s, const char *condition)
 /* Count a failure for the client's address and for the account it named, if any. */
 static void kr_c2s_login_failed(kr_c2s_stream *s)
 {
-    char *acct = s->sasl_local ? kr_xasprintf("%s@%s", s->sasl_local, s->domain) : NULL;
+    char *acct = s->lg->sasl_local ? kr_xasprintf("%s@%s", s->lg->sasl_local, s->domain) : NULL;
     if (kr_limits_login_failed(s->o.cfg, s->o.peer_ip, acct, kr_limits_now())) {
         kr_limits_note(KR_LIMIT_LOGIN_LOCKED, kr_limits_now());
         KR_LOG(KR_LOG_INFO, s->o.log_ctx, "too many failed logins: cool-down started");
@@ -306,10 +325,10 @@ static void kr_c2s_login_failed(kr_c2s_stream *s)
 static void kr_c2s_sasl_delay(kr_c2s_stream *s, const char *condition)
 {
     kr_c2s_sasl_reset(s);
-    s->failures++;
-    s->pending_failure = condition;
+    s->lg->failures++;
+    s->lg->pending_failure = condition;
     uint64_t delay = (uint64_t)KR_SASL_DELAY_BASE_MS
-                     << (s->failures - 1 < 5 ? s->failures - 1 : 5);
+                     << (s->lg->failures - 1 < 5 ? s->lg->failures - 1 : 5);
     if (delay > KR_SASL_DELAY_MAX_MS)
         delay = KR_SASL_DELAY_MAX_MS;
     s->o.io->read_pause(s->o.ud, true);
@@ -324,9 +343,9 @@ static void kr_c2s_sasl_fail(kr_c2s_stream *s, const char *condition)
 
 static void kr_c2s_sasl_fail_now_due(kr_c2s_stream *s)
 {
-    kr_c2s_send_failure(s, s->pending_failure);
-    s->pending_failure = NULL;
-    if (s->failures >= s->o.cfg->sasl.max_failures) {
+    kr_c2s_send_failure(s, s->lg->pending_failure);
+    s->lg->pending_failure = NULL;
+    if (s->lg->failures >= s->o.cfg->sasl.max_failures) {
         kr_c2s_stream_error(s, "policy-violation", "Too many failed authentication attempts");
         return;
     }
@@ -337,26 +356,26 @@ static void kr_c2s_sasl_success(kr_c2s_stream *s, const void *data, size_t len)
 {
     kr_c2s_send_sasl(s, "success", data, len);
     s->authed = true;
-    KR_LOG(KR_LOG_INFO, s->o.log_ctx, "authenticated %s@%s with %s", s->sasl_local, s->domain,
-           s->mech_name);
-    s->local = kr_xstrdup(s->sasl_local);
-    s->o.io->authenticated(s->o.ud, s->local);
+    KR_LOG(KR_LOG_INFO, s->o.log_ctx, "authenticated %s@%s with %s", s->lg->sasl_local, s->domain,
+           s->lg->mech_name);
+    s->lg->local = kr_xstrdup(s->lg->sasl_local);
+    s->o.io->authenticated(s->o.ud, s->lg->local);
     kr_c2s_sasl_reset(s);
     kr_c2s_restart(s);
 }
 
 void kr_c2s_stream_auth_done(kr_c2s_stream *s, kr_c2s_auth *j)
 {
-    if (!s->sasl_waiting || kr_c2s_closing(s)) {
+    if (!s->lg || !s->lg->sasl_waiting || kr_c2s_closing(s)) {
         kr_c2s_auth_free(j);
         return;
     }
-    s->sasl_waiting = false;
+    s->lg->sasl_waiting = false;
     if (j->result != 0 && j->result != KR_ENOENT) {
         KR_LOG(KR_LOG_ERROR, s->o.log_ctx, "account look-up failed: %s", kr_strerror(j->result));
         kr_c2s_sasl_reset(s);
         kr_c2s_send_failure(s, "temporary-auth-failure");
-    } else if (s->mech == KR_MECH_PLAIN) {
+    } else if (s->lg->mech == KR_MECH_PLAIN) {
         if (j->result == 0 && j->plain_ok)
             kr_c2s_sasl_success(s, NULL, 0);
         else
@@ -364,10 +383,10 @@ void kr_c2s_stream_auth_done(kr_c2s_stream *s, kr_c2s_auth *j)
     } else {
         /* Unknown users get a stable fake salt, so they look like wrong passwords. */
         if (j->result == KR_ENOENT)
-            kr_scram_creds_fake(s->scram_hash, j->jid, s->o.secret, s->o.secret_len,
+            kr_scram_creds_fake(s->lg->scram_hash, j->jid, s->o.secret, s->o.secret_len,
                                 s->o.cfg->sasl.scram_iterations, &j->creds);
         kr_buf out = KR_BUF_INIT;
-        kr_scram_server_server_first(s->scram, &j->creds, &out);
+        kr_scram_server_server_first(s->lg->scram, &j->creds, &out);
         kr_c2s_send_sasl(s, "challenge", out.data, out.len);
         kr_buf_clear(&out);
     }
@@ -377,7 +396,7 @@ void kr_c2s_stream_auth_done(kr_c2s_stream *s, kr_c2s_auth *j)
 static void kr_c2s_auth_lookup(kr_c2s_stream *s, char *password, size_t password_len)
 {
     kr_c2s_auth *j = kr_xcalloc(1, sizeof(*j));
-    j->jid = kr_xasprintf("%s@%s", s->sasl_local, s->domain);
+    j->jid = kr_xasprintf("%s@%s", s->lg->sasl_local, s->domain);
     j->password = password;
     j->password_len = password_len;
     if (kr_limits_login_blocked(s->o.cfg, s->o.peer_ip, j->jid, kr_limits_now())) {
@@ -387,8 +406,8 @@ static void kr_c2s_auth_lookup(kr_c2s_stream *s, char *password, size_t password
         kr_c2s_sasl_delay(s, "temporary-auth-failure");
         return;
     }
-    j->hash = s->scram_hash;
-    s->sasl_waiting = true;
+    j->hash = s->lg->scram_hash;
+    s->lg->sasl_waiting = true;
     s->o.io->auth(s->o.ud, j);
 }
 
@@ -399,7 +418,7 @@ static bool kr_c2s_authzid_ok(kr_c2s_stream *s, kr_arena *a, const char *authzid
         return true;
     kr_jid j;
     return kr_jid_parse(a, authzid, &j) == 0 && j.local && !j.resource &&
-           strcmp(j.local, s->sasl_local) == 0 && strcmp(j.domain, s->domain) == 0;
+           strcmp(j.local, s->lg->sasl_local) == 0 && strcmp(j.domain, s->domain) == 0;
 }
 
 static bool kr_c2s_set_user(kr_c2s_stream *s, kr_arena *a, const char *name, size_t len)
@@ -407,32 +426,32 @@ static bool kr_c2s_set_user(kr_c2s_stream *s, kr_arena *a, const char *name, siz
     const char *local;
     if (kr_jid_prep_local(a, name, len, &local) != 0)
         return false;
-    s->sasl_local = kr_xstrdup(local);
+    s->lg->sasl_local = kr_xstrdup(local);
     return true;
 }
 
 static void kr_c2s_scram_step(kr_c2s_stream *s, kr_arena *a, const char *data, size_t len)
 {
-    if (!s->scram) {
-        bool plus = strstr(s->mech_name, "-PLUS") != NULL;
+    if (!s->lg->scram) {
+        bool plus = strstr(s->lg->mech_name, "-PLUS") != NULL;
         /* Derived here rather than after every handshake: most logins never bind to it. If
          * it fails, len stays 0 and a client asking for it is refused like any binding
          * this connection cannot provide. */
         static const kr_scram_cb_data none;
-        if (plus && s->cb && s->cb_exporter && !s->cb->tls_exporter_len)
-            s->o.io->cb_exporter(s->o.ud, s->cb);
-        s->scram = kr_scram_server_new(s->scram_hash, plus, true, s->cb ? s->cb : &none, NULL);
-        kr_scram_status st = kr_scram_server_client_first(s->scram, data, len);
+        if (plus && s->lg->cb && s->lg->cb_exporter && !s->lg->cb->tls_exporter_len)
+            s->o.io->cb_exporter(s->o.ud, s->lg->cb);
+        s->lg->scram = kr_scram_server_new(s->lg->scram_hash, plus, true, s->lg->cb ? s->lg->cb : &none, NULL);
+        kr_scram_status st = kr_scram_server_client_first(s->lg->scram, data, len);
         if (st != KR_SCRAM_CONTINUE) {
             kr_c2s_sasl_fail(s, st == KR_SCRAM_MALFORMED ? "malformed-request" : "not-authorized");
             return;
         }
-        const char *user = kr_scram_server_username(s->scram);
+        const char *user = kr_scram_server_username(s->lg->scram);
         if (!kr_c2s_set_user(s, a, user, strlen(user))) {
             kr_c2s_sasl_fail(s, "not-authorized");
             return;
         }
-        if (!kr_c2s_authzid_ok(s, a, kr_scram_server_authzid(s->scram))) {
+        if (!kr_c2s_authzid_ok(s, a, kr_scram_server_authzid(s->lg->scram))) {
             kr_c2s_sasl_fail(s, "invalid-authzid");
             return;
         }
@@ -440,7 +459,7 @@ static void kr_c2s_scram_step(kr_c2s_stream *s, kr_arena *a, const char *data, s
         return;
     }
     kr_buf out = KR_BUF_INIT;
-    kr_scram_status st = kr_scram_server_client_final(s->scram, data, len, &out);
+    kr_scram_status st = kr_scram_server_client_final(s->lg->scram, data, len, &out);
     if (st == KR_SCRAM_SUCCESS)
         kr_c2s_sasl_success(s, out.data, out.len);
     else
@@ -485,7 +504,7 @@ static void kr_c2s_sasl_data(kr_c2s_stream *s, kr_arena *a, const kr_xml_node *e
         kr_c2s_sasl_fail(s, "incorrect-encoding");
         return;
     }
-    if (s->mech == KR_MECH_SCRAM)
+    if (s->lg->mech == KR_MECH_SCRAM)
         kr_c2s_scram_step(s, a, data.data ? data.data : "", data.len);
     else
         kr_c2s_plain_step(s, a, data.data ? data.data : "", data.len);
@@ -500,14 +519,14 @@ static void kr_c2s_sasl_auth(kr_c2s_stream *s, kr_arena *a, const kr_xml_node *e
     const char *mech = kr_xml_attr_get(e, "mechanism");
     bool plus = false;
     if (mech && strcmp(mech, "PLAIN") == 0 && s->o.cfg->sasl.plain) {
-        s->mech = KR_MECH_PLAIN;
-    } else if (mech && kr_scram_mech_parse(mech, &s->scram_hash, &plus) == 0) {
-        s->mech = KR_MECH_SCRAM;
+        s->lg->mech = KR_MECH_PLAIN;
+    } else if (mech && kr_scram_mech_parse(mech, &s->lg->scram_hash, &plus) == 0) {
+        s->lg->mech = KR_MECH_SCRAM;
     } else {
         kr_c2s_send_failure(s, "invalid-mechanism");
         return;
     }
-    s->mech_name = kr_xstrdup(mech);
+    s->lg->mech_name = kr_xstrdup(mech);
     const char *text = kr_xml_text_get(a, e);
     if (!*text) { /* no initial response: ask for it with an empty challenge */
         kr_c2s_send(s, "<challenge xmlns='" KR_NS_SASL "'/>");
@@ -542,12 +561,12 @@ static void kr_c2s_stage_sasl(kr_c2s_stream *s, kr_arena *a, kr_xml_node *e)
     }
     if (strcmp(e->ns, KR_NS_SASL) != 0) {
         kr_c2s_stream_error(s, "not-authorized", "Authenticate before sending stanzas");
-    } else if (s->sasl_waiting || s->pending_failure) {
+    } else if (s->lg->sasl_waiting || s->lg->pending_failure) {
         kr_c2s_stream_error(s, "policy-violation", "SASL message sent before the previous answer");
     } else if (strcmp(e->name, "auth") == 0) {
         kr_c2s_sasl_auth(s, a, e);
     } else if (strcmp(e->name, "response") == 0) {
-        if (s->mech == KR_MECH_NONE)
+        if (s->lg->mech == KR_MECH_NONE)
             kr_c2s_sasl_fail(s, "malformed-request");
         else
             kr_c2s_sasl_data(s, a, e);
@@ -640,10 +659,8 @@ static void kr_c2s_bind(kr_c2s_stream *s, kr_arena *a, const char *id, const kr_
         return;
     }
     s->bound = true;
-    free(s->local); /* the session keeps the names now */
-    s->local = NULL;
-    free(s->cb); /* SASL is over: channel bindings are never asked for again */
-    s->cb = NULL;
+    kr_c2s_login_free(s->lg); /* the session keeps the names; SASL is over for good */
+    s->lg = NULL;
     kr_buf inner = KR_BUF_INIT;
     kr_buf_puts(&inner, "<bind xmlns='" KR_NS_BIND "'><jid>");
     kr_xml_escape_text(&inner, s->full, strlen(s->full));
@@ -786,11 +803,13 @@ void kr_c2s_stream_tls_ready(kr_c2s_stream *s, const kr_scram_cb_data *cb, bool 
                              const char *version)
 {
     s->tls = true;
-    if (!s->cb)
-        s->cb = kr_xcalloc(1, sizeof(*s->cb));
-    *s->cb = *cb;
-    s->cb_exporter = exporter;
-    s->tls12 = version && strcmp(version, "TLSv1.2") == 0;
+    if (!s->lg)
+        return; /* cannot happen: TLS starts before authentication */
+    if (!s->lg->cb)
+        s->lg->cb = kr_xcalloc(1, sizeof(*s->lg->cb));
+    *s->lg->cb = *cb;
+    s->lg->cb_exporter = exporter;
+    s->lg->tls12 = version && strcmp(version, "TLSv1.2") == 0;
 }
 
 /* XEP-0199 §4.2: after half the idle time of silence, ping the client; any data it sends
@@ -811,10 +830,10 @@ static void kr_c2s_ping(kr_c2s_stream *s, uint64_t now)
 void kr_c2s_stream_timer(kr_c2s_stream *s)
 {
     uint64_t now = kr_c2s_now(s);
-    if (s->pending_failure) {
+    if (s->lg && s->lg->pending_failure) {
         kr_c2s_sasl_fail_now_due(s);
         if (!kr_c2s_closing(s))
-            s->o.io->timer_set(s->o.ud, s->auth_deadline > now ? s->auth_deadline - now : 1);
+            s->o.io->timer_set(s->o.ud, s->lg->auth_deadline > now ? s->lg->auth_deadline - now : 1);
         return;
     }
     if (!s->bound) {
@@ -849,13 +868,14 @@ kr_c2s_stream *kr_c2s_stream_new(const kr_c2s_opts *opts)
 {
     kr_c2s_stream *s = kr_xcalloc(1, sizeof(*s));
     s->o = *opts;
+    s->lg = kr_xcalloc(1, sizeof(*s->lg));
     const kr_config *cfg = opts->cfg;
     kr_xml_limits limits = kr_stanza_intake_limits(
         cfg->limits.max_stanza_bytes, cfg->limits.max_depth, cfg->limits.max_attributes);
     kr_xml_parser_cbs cbs = {kr_c2s_stream_open, kr_c2s_element_cb, kr_c2s_stream_close_cb};
     s->parser = kr_xml_parser_new(&limits, &cbs, s);
     uint64_t timeout = (uint64_t)cfg->limits.auth_timeout_s * 1000;
-    s->auth_deadline = kr_c2s_now(s) + timeout;
+    s->lg->auth_deadline = kr_c2s_now(s) + timeout;
     s->o.io->timer_set(s->o.ud, timeout);
     return s;
 }
@@ -864,11 +884,8 @@ void kr_c2s_stream_free(kr_c2s_stream *s)
 {
     if (!s)
         return;
-    kr_c2s_sasl_reset(s);
+    kr_c2s_login_free(s->lg);
     kr_xml_parser_free(s->parser);
-    free(s->cb);
-    free(s->domain);
-    free(s->local);
     free(s);
 }
 

@@ -349,7 +349,7 @@ void kr_component_on_connection(uv_stream_t *listener, int status)
     p->srv = srv;
     p->conn = conn;
     conn->proto = p;
-    kr_intake_open(&p->intake, w, conn->id, kr_comp_intake_process, kr_comp_intake_pause);
+    kr_intake_open(&p->intake, conn, kr_comp_intake_process, kr_comp_intake_pause);
     p->intake.route = kr_comp_intake_route;
     const kr_config *cfg = srv->cfg;
     kr_component_opts o = {

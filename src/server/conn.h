@@ -79,6 +79,7 @@ struct kr_conn {
     bool ip_counted;         /* counted in the per-IP table: release when freed */
     const kr_conn_ops *ops;
     void *proto;             /* protocol state (kr_c2s) */
+    struct kr_intake *intake; /* the stream's ordered intake (intake.h), or NULL */
     char log_ctx[96];        /* "c2s#12 w1" then "c2s#12 w1 alice@example.org/res" */
     char peer_ip[INET6_ADDRSTRLEN];
 };

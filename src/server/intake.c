@@ -9,16 +9,17 @@
 
 #include "core/alloc.h"
 #include "core/assert.h"
+#include "server/conn.h"
 #include "server/server.h"
 #include "server/stanza.h"
 
-void kr_intake_open(kr_intake *in, kr_worker *w, uint64_t id,
+void kr_intake_open(kr_intake *in, kr_conn *conn,
                     void (*process)(kr_intake *, kr_xml_node *, kr_arena *),
                     void (*pause)(kr_intake *, bool))
 {
-    kr_assert(id != 0);
-    *in = (kr_intake){.id = id, .worker = w, .process = process, .pause = pause};
-    kr_u64map_put(&kr_worker_state_get(w)->intakes, id, in);
+    kr_assert(conn->id != 0);
+    *in = (kr_intake){.id = conn->id, .worker = conn->worker, .process = process, .pause = pause};
+    conn->intake = in;
 }
 
 void kr_intake_discard(kr_intake *in)
@@ -37,8 +38,6 @@ void kr_intake_discard(kr_intake *in)
 
 void kr_intake_close(kr_intake *in)
 {
-    if (in->id)
-        kr_u64map_del(&kr_worker_state_get(in->worker)->intakes, in->id);
     in->id = 0;
     kr_intake_discard(in);
 }
@@ -112,9 +111,10 @@ void kr_intake_hold(kr_intake *in)
 
 void kr_intake_release(kr_worker *w, uint64_t id)
 {
-    kr_intake *in = id ? kr_u64map_get(&kr_worker_state_get(w)->intakes, id) : NULL;
-    if (!in)
-        return;
+    kr_conn *c = id ? kr_conn_find(w, id) : NULL;
+    kr_intake *in = c ? c->intake : NULL;
+    if (!in || in->id != id)
+        return; /* the connection closed meanwhile */
     kr_assert(in->waiting > 0);
     if (--in->waiting == 0)
         kr_intake_drain(in);

@@ -9,9 +9,11 @@
  * later request never overtakes the work of an earlier one: a store write the
  * server waits for is durable before the stream's next stanza is looked at.
  * The queue is bounded by what one read can hold (reading pauses at once).
- * An intake is registered in its worker's table under an id, so a route that
- * finishes after the stream ended finds nothing and does nothing. Owned and
- * embedded by the stream; every call on the stream's worker.
+ * An intake is found through its connection (kr_conn.intake, by the
+ * connection's id in the worker's table), so a route that finishes after the
+ * stream ended finds nothing and does nothing; it needs no table of its own,
+ * which would cost an entry per idle connection. Owned and embedded by the
+ * stream; every call on the stream's worker.
  */
 #ifndef KR_SERVER_INTAKE_H
 #define KR_SERVER_INTAKE_H
@@ -26,6 +28,8 @@
 
 typedef struct kr_intake kr_intake;
 
+struct kr_conn;
+
 typedef struct kr_stanza kr_stanza;
 
 typedef struct kr_intake_item {
@@ -36,7 +40,7 @@ typedef struct kr_intake_item {
 } kr_intake_item;
 
 struct kr_intake {
-    uint64_t id;       /* in the worker's table while open; 0 once closed */
+    uint64_t id;       /* its connection's while open; 0 once closed */
     kr_worker *worker;
     unsigned waiting;  /* suspended routes from this stream */
     kr_intake_item *head, *tail;
@@ -51,11 +55,12 @@ struct kr_intake {
     void (*pause)(kr_intake *in, bool pause);
 };
 
-/** Register in w's table with a new id. */
-void kr_intake_open(kr_intake *in, kr_worker *w, uint64_t id,
+/** Open the intake of conn's stream (conn->intake points to it from now on). */
+void kr_intake_open(kr_intake *in, struct kr_conn *conn,
                     void (*process)(kr_intake *, kr_xml_node *, kr_arena *),
                     void (*pause)(kr_intake *, bool));
-/** Unregister and free whatever is queued; routes that finish later find nothing. */
+/** Free whatever is queued; routes that finish later find nothing. Called when the
+ * connection closes (it has left the worker's table by then). */
 void kr_intake_close(kr_intake *in);
 /** An element (or NULL: end of stream) from the parser: processed now, or queued behind a
  * waiting route. Takes the arena. */
@@ -66,7 +71,7 @@ void kr_intake_push_stanza(kr_intake *in, kr_stanza *st);
 bool kr_intake_busy(const kr_intake *in);
 /** A route from this stream suspended (router.c). */
 void kr_intake_hold(kr_intake *in);
-/** That route finished: on intake `id` of worker w, if it is still open. */
+/** That route finished: on the intake of connection `id` of worker w, if it is still open. */
 void kr_intake_release(kr_worker *w, uint64_t id);
 /** Drop everything queued (a stream restart invalidates what the old stream sent). */
 void kr_intake_discard(kr_intake *in);

@@ -144,7 +144,6 @@ static int kr_main_start_workers(kr_server *srv)
         ws->srv = srv;
         kr_u64map_init(&ws->conns);
         kr_u64map_init(&ws->sessions);
-        kr_u64map_init(&ws->intakes);
         kr_strmap_init(&ws->s2s_out);
         ws->read_buf_size = KR_READ_BUF_SIZE;
         ws->read_buf = kr_xmalloc(ws->read_buf_size);
@@ -167,7 +166,6 @@ static void kr_main_free_workers(kr_server *srv)
             continue;
         kr_u64map_clear(&ws->conns);
         kr_u64map_clear(&ws->sessions);
-        kr_u64map_clear(&ws->intakes);
         kr_strmap_clear(&ws->s2s_out);
         free(ws->listeners);
         free(ws->read_buf);

@@ -237,7 +237,7 @@ void kr__s2s_in_accept(kr_worker *w, uv_stream_t *listener, bool direct_tls)
     };
     s->stream = kr__s2s_in_stream_new(&o);
     conn->proto = s;
-    kr_intake_open(&s->intake, w, conn->id, kr_s2s_in_intake_process, kr_s2s_in_intake_pause);
+    kr_intake_open(&s->intake, conn, kr_s2s_in_intake_process, kr_s2s_in_intake_pause);
     s->intake.route = kr_s2s_in_intake_route;
     s->last_read = uv_now(&w->loop);
     kr_conn_timer_set(conn, (uint64_t)srv->cfg->limits.auth_timeout_s * 1000);

@@ -5,7 +5,7 @@
  * lanes, created by main.c at start and released at shutdown. Everything
  * reachable from kr_server is either immutable after start or has its own
  * locking (sessions, storage lanes, worker queues); what a worker keeps for
- * itself (connections, sessions, intakes) lives in its kr_worker_state.
+ * itself (connections, sessions) lives in its kr_worker_state.
  */
 #ifndef KR_SERVER_SERVER_H
 #define KR_SERVER_SERVER_H
@@ -38,7 +38,7 @@ typedef struct kr_server {
     kr_modules *modules;
     kr_s2s *s2s;              /* federation (s2s.c); NULL when s2s.enabled is false */
     unsigned char secret[32]; /* per-process secret: fake SCRAM salts for unknown users */
-    atomic_uint_fast64_t next_conn_id; /* ids of connections, sessions and intakes */
+    atomic_uint_fast64_t next_conn_id; /* ids of connections and sessions */
 } kr_server;
 
 /** One listening socket of one worker. */
@@ -53,7 +53,6 @@ typedef struct kr_worker_state {
     kr_server *srv;
     kr_u64map conns;         /* connection id -> kr_conn, connections of this worker */
     kr_u64map sessions;      /* session id -> kr_session (session.h) */
-    kr_u64map intakes;       /* intake id -> kr_intake (intake.h) */
     kr_listen_handle *listeners; /* one per configured listen address */
     size_t listener_count;
     uint64_t *dirty_ids;     /* connections with output to flush this iteration */

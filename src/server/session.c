@@ -5,6 +5,7 @@
  */
 #include "server/session.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,11 +25,12 @@ kr_session *kr_session_new(kr_server *srv, kr_worker *w, const char *domain,
                            const char *peer_ip)
 {
     unsigned slots = kr_modules_slot_count(srv);
+    kr_assert(slots <= USHRT_MAX);
     kr_session *s = kr_xcalloc(1, sizeof(*s) + slots * sizeof(void *));
     s->id = atomic_fetch_add(&srv->next_conn_id, 1);
     s->srv = srv;
     s->worker = w;
-    s->domain = kr_xstrdup(domain);
+    s->domain = domain;
     s->slot_count = slots;
     s->peer_ip = peer_ip;
     kr_u64map_put(&kr_worker_state_get(w)->sessions, s->id, s);
@@ -59,28 +61,28 @@ void kr_session_detach(kr_session *s)
 void kr_session_authenticated(kr_session *s, const char *local)
 {
     kr_assert(!s->bound);
-    free(s->names);
-    s->names = kr_xasprintf("%s@%s", local, s->domain);
-    s->bare = s->names;
+    free((char *)s->bare);
+    s->bare = kr_xasprintf("%s@%s", local, s->domain);
 }
 
-/* One block for the names a bound session keeps: "local\0domain\0resource\0bare\0full\0",
- * the jid's parts pointing into it. Prepared parts make the full JID as they are. */
+/* One block for the names a bound session keeps: "bare\0local\0domain\0resource\0full\0",
+ * the jid's parts pointing into it. It starts with bare, as the block of an authenticated
+ * session does, so `bare` is what is freed. Prepared parts make the full JID as they are. */
 static void kr_session_names(kr_session *s, const kr_jid *j)
 {
     size_t nl = strlen(j->local) + 1, nd = strlen(j->domain) + 1, nr = strlen(j->resource) + 1;
-    char *m = kr_xmalloc(3 * (nl + nd) + 2 * nr); /* parts, bare, full */
-    char *p = m;
+    char *bare = kr_xmalloc(3 * (nl + nd) + 2 * nr); /* bare, parts, full */
+    int n = sprintf(bare, "%s@%s", j->local, j->domain);
+    char *p = bare + n + 1;
     memcpy(p, j->local, nl);
     memcpy(p + nl, j->domain, nd);
     memcpy(p + nl + nd, j->resource, nr);
     s->jid = (kr_jid){.local = p, .domain = p + nl, .resource = p + nl + nd};
-    char *bare = p + nl + nd + nr;
-    int n = sprintf(bare, "%s@%s", j->local, j->domain);
-    char *full = bare + n + 1;
-    sprintf(full, "%s@%s/%s", j->local, j->domain, j->resource);
-    free(s->names);
-    s->names = m;
+    char *full = p + nl + nd + nr;
+    memcpy(full, bare, (size_t)n);
+    full[n] = '/';
+    memcpy(full + n + 1, j->resource, nr);
+    free((char *)s->bare);
     s->bare = bare;
     s->full = full;
     s->resource = s->jid.resource;
@@ -192,8 +194,7 @@ void kr_session_end(kr_session *s)
     for (unsigned i = 0; i < s->slot_count; i++)
         kr_assert(s->slots[i] == NULL); /* modules free their state on KR_SESSION_CLOSED */
     kr_u64map_del(&kr_worker_state_get(s->worker)->sessions, s->id);
-    free(s->domain);
-    free(s->names);
+    free((char *)s->bare); /* the names' block */
     free(s);
 }
 

@@ -57,25 +57,27 @@ typedef struct kr_session {
     uint64_t id;          /* unique in the process; never 0 */
     kr_server *srv;
     kr_worker *worker;
-    char *domain;         /* prepared domain of the stream (a user domain) */
-    const char *bare;     /* "local@domain"; NULL before authentication */
+    const char *domain;   /* prepared domain of the stream: a user domain, the address
+                           * table's string */
+    const char *bare;     /* "local@domain"; NULL before authentication. Owns the block that
+                           * full, resource and jid's parts point into (once bound) */
     const char *full;     /* "local@domain/resource"; NULL before binding */
     const char *resource;
     kr_jid jid;           /* `full` prepared once at bind */
-    char *names;          /* owns bare, full, resource and jid's parts: one allocation */
     bool bound;
     bool available;       /* has sent available presence and not unavailable since */
+    unsigned short slot_count;
     int priority;
     const kr_transport *transport; /* NULL: detached */
     void *transport_ud;
     const char *peer_ip;  /* the transport's, for rate limits (never logged above debug);
                            * NULL while detached */
-    unsigned slot_count;
     void *slots[];        /* one per module with session state (kr_module_def.session_slot) */
 } kr_session;
 
-/** A new, unauthenticated session of domain on worker w (in its table). peer_ip is
- * borrowed: the transport's, valid while it is attached. */
+/** A new, unauthenticated session of domain on worker w (in its table). domain is borrowed
+ * for the session's life (the address table's); peer_ip too: the transport's, valid while it
+ * is attached. */
 kr_session *kr_session_new(kr_server *srv, kr_worker *w, const char *domain,
                            const char *peer_ip);
 /** The session `id` of worker w, or NULL when it has gone (or w is not running: shutdown). */

@@ -29,6 +29,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "server/hosts.h"
+#include "server/conn.h"
 #include "server/intake.h"
 #include "server/modules.h"
 #include "server/router.h"
@@ -256,7 +257,6 @@ static int setup(void **state)
     f->ws->srv = srv;
     kr_u64map_init(&f->ws->conns);
     kr_u64map_init(&f->ws->sessions);
-    kr_u64map_init(&f->ws->intakes);
     srv->workers[0].data = f->ws;
     kr_worker_enter(&srv->workers[0]);
     snprintf(f->path, sizeof(f->path), "/tmp/kr-test-router-XXXXXX");
@@ -289,7 +289,6 @@ static int teardown(void **state)
     kr_worker_enter(NULL);
     kr_u64map_clear(&f->ws->conns);
     kr_u64map_clear(&f->ws->sessions);
-    kr_u64map_clear(&f->ws->intakes);
     free(f->ws);
     free(srv->workers);
     kr_sessions_free(srv->sessions);
@@ -582,7 +581,9 @@ static void later_stanzas_wait_behind_a_waiting_one(void **state)
     fake_transport t = {0};
     kr_session *b = bound_session(f, "b", "r", &t);
     fake_stream s = {.f = f};
-    kr_intake_open(&s.in, &f->srv.workers[0], 9999, stream_process, stream_pause);
+    kr_conn conn = {.id = 9999, .worker = &f->srv.workers[0]}; /* the stream's connection */
+    kr_u64map_put(&f->ws->conns, conn.id, &conn);
+    kr_intake_open(&s.in, &conn, stream_process, stream_pause);
     kr_stanza *first = stanza_from(f, "<message id='1' from='a@example.com/r' "
                                       "to='b@example.com/r' type='headline'>"
                                       "<body>wait for me</body></message>");
@@ -600,6 +601,7 @@ static void later_stanzas_wait_behind_a_waiting_one(void **state)
     assert_non_null(one);
     assert_non_null(two);
     assert_true(one < two); /* delivered in the order they came */
+    kr_u64map_del(&f->ws->conns, conn.id); /* as a closing connection leaves the table */
     kr_intake_close(&s.in);
     kr_session_end(b);
 }
